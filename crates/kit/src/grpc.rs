@@ -1,0 +1,107 @@
+//! Serving and calling gRPC the same way everywhere.
+//!
+//! Every server gets `grpc.health.v1` and reflection. Every internal client
+//! talks through an [`InternalChannel`], which is either a real network
+//! channel or a server's tower service called in-process — the all-in-one
+//! process uses the latter and skips the socket, with the same generated
+//! clients and the same code path.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::body::Body;
+use tonic::service::Routes;
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+
+use crate::Shutdown;
+
+/// Largest gRPC message any Switchyard service accepts or sends: large
+/// prompts (base64 images) must cross the router -> adapter hop.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// A channel to another Switchyard service: network or in-process.
+pub type InternalChannel = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, ChannelError>;
+
+/// Transport failure of an [`InternalChannel`]. A concrete type (rather than
+/// a boxed `dyn Error`) keeps futures that use the channel `Send` for spawn.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ChannelError(#[from] tonic::transport::Error);
+
+/// A lazily connecting network channel; the first call dials.
+pub fn connect_lazy(url: &str) -> anyhow::Result<InternalChannel> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())?
+        .tcp_nodelay(true)
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .http2_keep_alive_interval(std::time::Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    let channel = endpoint.connect_lazy();
+    Ok(BoxCloneSyncService::new(channel.map_err(ChannelError)))
+}
+
+/// Calls a generated server (e.g. `CatalogServiceServer<_>`) in-process.
+pub fn in_process<S>(server: S) -> InternalChannel
+where
+    S: tower::Service<
+            http::Request<Body>,
+            Response = http::Response<Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    BoxCloneSyncService::new(server.map_err(|never| match never {}))
+}
+
+/// Binds a TCP listener; port 0 picks a free port.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}
+
+/// Serves `routes` plus health and reflection until `shutdown`; on shutdown
+/// the health status flips to NOT_SERVING first, then in-flight calls drain.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    service_names: &'static [&'static str],
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in service_names {
+        reporter
+            .set_service_status(*name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(switchyard_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let drain = {
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.wait().await;
+            for name in service_names {
+                reporter
+                    .set_service_status(*name, tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+            reporter
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+    };
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_routes(routes)
+        .add_service(health)
+        .add_service(reflection)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
+        .await?;
+    Ok(())
+}

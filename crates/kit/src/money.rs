@@ -1,0 +1,199 @@
+//! Money without floats. Prices are exact decimals of USD per unit, held as
+//! integer atto-dollars (1e-18 USD); charges are integer nano-dollars
+//! (1e-9 USD), the unit the ledger and usage records store.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Nano-dollars (1e-9 USD). `i64` covers ±9.2 billion dollars.
+pub type Nanos = i64;
+
+const ATTO_PER_USD: u128 = 1_000_000_000_000_000_000;
+const ATTO_PER_NANO: u128 = 1_000_000_000;
+const MAX_FRACTION_DIGITS: usize = 18;
+
+/// An exact, non-negative price in USD per unit (token, request, image).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Price {
+    atto: u128,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid price {input:?}: {reason}")]
+pub struct PriceError {
+    input: String,
+    reason: &'static str,
+}
+
+impl Price {
+    pub const ZERO: Price = Price { atto: 0 };
+
+    pub fn from_atto(atto: u128) -> Price {
+        Price { atto }
+    }
+
+    pub fn atto(self) -> u128 {
+        self.atto
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.atto == 0
+    }
+
+    /// Price per million units, for display ("$30/M").
+    pub fn per_million_usd(self) -> f64 {
+        self.atto as f64 * 1e6 / ATTO_PER_USD as f64
+    }
+
+    /// The exact cost of `units` at this price, in atto-dollars.
+    pub fn cost_atto(self, units: u64) -> u128 {
+        self.atto.saturating_mul(units as u128)
+    }
+}
+
+/// Rounds atto-dollars to nano-dollars, half up.
+pub fn atto_to_nanos(atto: u128) -> Nanos {
+    let nanos = (atto + ATTO_PER_NANO / 2) / ATTO_PER_NANO;
+    Nanos::try_from(nanos).unwrap_or(Nanos::MAX)
+}
+
+/// Nano-dollars as a USD amount for JSON bodies (display only; never summed).
+pub fn nanos_to_usd(nanos: Nanos) -> f64 {
+    nanos as f64 / 1e9
+}
+
+impl FromStr for Price {
+    type Err = PriceError;
+
+    fn from_str(input: &str) -> Result<Price, PriceError> {
+        let err = |reason| PriceError {
+            input: input.to_owned(),
+            reason,
+        };
+        let s = input.trim();
+        if s.is_empty() {
+            return Err(err("empty"));
+        }
+        if s.starts_with('-') {
+            return Err(err("negative"));
+        }
+        let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+        if whole.is_empty() && frac.is_empty() {
+            return Err(err("no digits"));
+        }
+        if !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+            return Err(err("not a plain decimal number"));
+        }
+        let frac = frac.trim_end_matches('0');
+        if frac.len() > MAX_FRACTION_DIGITS {
+            return Err(err("more than 18 decimal places"));
+        }
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| err("too large"))?
+        };
+        let mut frac_atto: u128 = 0;
+        if !frac.is_empty() {
+            frac_atto = frac.parse().map_err(|_| err("bad fraction"))?;
+            frac_atto *= 10u128.pow((MAX_FRACTION_DIGITS - frac.len()) as u32);
+        }
+        let atto = whole
+            .checked_mul(ATTO_PER_USD)
+            .and_then(|w| w.checked_add(frac_atto))
+            .ok_or_else(|| err("too large"))?;
+        Ok(Price { atto })
+    }
+}
+
+impl fmt::Display for Price {
+    /// Shortest exact decimal, e.g. "0.00003", "0", "1.5".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let whole = self.atto / ATTO_PER_USD;
+        let frac = self.atto % ATTO_PER_USD;
+        if frac == 0 {
+            return write!(f, "{whole}");
+        }
+        let digits = format!("{frac:018}");
+        write!(f, "{whole}.{}", digits.trim_end_matches('0'))
+    }
+}
+
+impl serde::Serialize for Price {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Price {
+    /// Accepts a decimal string ("0.00003") or a JSON/TOML number; numbers go
+    /// through their shortest decimal form, so 0.00003 stays exact.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Price, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Price;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a decimal price in USD")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Price, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Price, E> {
+                v.to_string().parse().map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Price, E> {
+                v.to_string().parse().map_err(E::custom)
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Price, E> {
+                // `{}` on f64 prints the shortest round-trip decimal without exponent.
+                format!("{v}").parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Price {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_and_prints_exactly() {
+        for s in ["0", "0.00003", "0.00006", "0.0000000375", "1.5", "12", "0.000000000000000001"] {
+            assert_eq!(p(s).to_string(), s);
+        }
+        assert_eq!(p("0.000030").to_string(), "0.00003");
+        assert_eq!(p(".5").to_string(), "0.5");
+    }
+
+    #[test]
+    fn rejects_inexact_or_odd_input() {
+        for s in ["", "-1", "1e-5", "abc", "0.0000000000000000001", ".", "1.2.3"] {
+            assert!(s.parse::<Price>().is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn gpt4_cost_is_exact() {
+        // $30/M prompt, $60/M completion: 37 prompt + 8 completion tokens.
+        let cost = p("0.00003").cost_atto(37) + p("0.00006").cost_atto(8);
+        assert_eq!(atto_to_nanos(cost), 1_590_000);
+    }
+
+    #[test]
+    fn sub_nano_costs_round_half_up() {
+        assert_eq!(atto_to_nanos(p("0.0000000375").cost_atto(13)), 0); // 0.4875 nano
+        assert_eq!(atto_to_nanos(p("0.0000000375").cost_atto(14)), 1); // 0.525 nano
+    }
+
+    #[test]
+    fn deserializes_numbers_and_strings() {
+        let v: Vec<Price> = serde_json::from_str(r#"["0.00003", 0.00003, 2]"#).unwrap();
+        assert_eq!(v, vec![p("0.00003"), p("0.00003"), p("2")]);
+        assert_eq!(p("0.00003").per_million_usd(), 30.0);
+    }
+}

@@ -1,0 +1,135 @@
+//! Wiring: peers, background tasks, the HTTP and gRPC listeners, drain.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_kit::Shutdown;
+use switchyard_kit::grpc::{self, InternalChannel, MAX_MESSAGE_BYTES};
+use switchyard_proto::metering::v1::usage_metering_service_client::UsageMeteringServiceClient;
+use tokio::net::TcpListener;
+
+use crate::auth::KeyCache;
+use crate::catalog_view::CatalogView;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::grpc_api::RouterGrpc;
+use crate::http::{self, AppState};
+use crate::stats::Stats;
+use crate::usage::UsageSink;
+
+/// Channels to the other services: over the network, or in-process in the
+/// all-in-one binary. The router code is the same either way.
+#[derive(Clone)]
+pub struct Peers {
+    pub catalog: InternalChannel,
+    pub adapter: InternalChannel,
+    pub metering: InternalChannel,
+}
+
+impl Peers {
+    pub fn connect(config: &Config) -> anyhow::Result<Peers> {
+        Ok(Peers {
+            catalog: grpc::connect_lazy(&config.catalog_url)?,
+            adapter: grpc::connect_lazy(&config.adapter_url)?,
+            metering: grpc::connect_lazy(&config.metering_url)?,
+        })
+    }
+}
+
+pub struct App {
+    http: TcpListener,
+    grpc: TcpListener,
+    state: Arc<AppState>,
+    grpc_service: RouterGrpc,
+    stats: Stats,
+    background: Shutdown,
+    usage_task: tokio::task::JoinHandle<()>,
+    drain: Duration,
+}
+
+impl App {
+    /// Binds both listeners (port 0 works) and starts the background tasks:
+    /// the catalog watch, the stats flusher and the usage sink.
+    pub async fn build(config: Config, peers: Peers) -> anyhow::Result<App> {
+        let http = grpc::bind(config.http_addr).await?;
+        let grpc_listener = grpc::bind(config.grpc_addr).await?;
+        let background = Shutdown::new();
+        let catalog = CatalogView::follow(peers.catalog.clone(), background.clone());
+        let stats = match &config.redis_url {
+            Some(url) => Stats::with_redis(url, config.redis_prefix.clone(), background.clone())?,
+            None => Stats::local(),
+        };
+        let (usage, usage_task) = UsageSink::start(peers.metering.clone(), &config.data_dir, background.clone())?;
+        let engine = Engine::new(
+            catalog,
+            peers.adapter.clone(),
+            stats.clone(),
+            usage,
+            Duration::from_millis(config.first_token_timeout_ms as u64),
+        );
+        let keys = KeyCache::new(peers.metering.clone());
+        let metering = UsageMeteringServiceClient::new(peers.metering.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let state = Arc::new(AppState {
+            engine: engine.clone(),
+            keys: keys.clone(),
+            metering,
+            max_body_bytes: config.max_body_bytes,
+            keepalive: config.keepalive(),
+        });
+        Ok(App {
+            http,
+            grpc: grpc_listener,
+            state,
+            grpc_service: RouterGrpc::new(engine, keys),
+            stats,
+            background,
+            usage_task,
+            drain: Duration::from_secs(config.drain_secs),
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("bound listener")
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().expect("bound listener")
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats.clone()
+    }
+
+    /// Resolves once the first catalog snapshot is in.
+    pub async fn ready(&self) -> anyhow::Result<()> {
+        self.state.engine.catalog().ready().await
+    }
+
+    /// Serves until `shutdown`, then drains in-flight requests (bounded by
+    /// the drain window), flushes stats and delivers or spools usage.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let router = http::router(self.state.clone());
+        let http_shutdown = shutdown.clone();
+        let http = axum::serve(self.http, router)
+            .with_graceful_shutdown(async move { http_shutdown.wait().await });
+        let routes = tonic::service::Routes::new(self.grpc_service.into_server());
+        let grpc = grpc::serve(self.grpc, routes, &["switchyard.router.v1.RouterService"], shutdown.clone());
+        let serve = async {
+            let (h, g) = tokio::join!(http, grpc);
+            h?;
+            g
+        };
+        tokio::pin!(serve);
+        tokio::select! {
+            result = &mut serve => result?,
+            _ = async { shutdown.wait().await; tokio::time::sleep(self.drain).await } => {
+                tracing::warn!("drain window elapsed; closing remaining connections");
+            }
+        }
+        self.background.trigger();
+        let _ = self.usage_task.await;
+        Ok(())
+    }
+}

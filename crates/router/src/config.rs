@@ -1,0 +1,77 @@
+//! Router configuration: flags with environment fallbacks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use switchyard_kit::telemetry::LogFormat;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Public HTTP API (OpenRouter-compatible) listen address.
+    #[arg(long, env = "SWITCHYARD_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Public gRPC API listen address.
+    #[arg(long, env = "SWITCHYARD_ROUTER_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+    /// catalog service URL.
+    #[arg(long, env = "SWITCHYARD_CATALOG_URL", default_value = "http://127.0.0.1:50054")]
+    pub catalog_url: String,
+    /// provider-adapter service URL.
+    #[arg(long, env = "SWITCHYARD_ADAPTER_URL", default_value = "http://127.0.0.1:50052")]
+    pub adapter_url: String,
+    /// usage-metering service URL.
+    #[arg(long, env = "SWITCHYARD_METERING_URL", default_value = "http://127.0.0.1:50053")]
+    pub metering_url: String,
+    /// Redis for shared endpoint stats; without it stats stay in-process.
+    #[arg(long, env = "SWITCHYARD_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key this router writes.
+    #[arg(long, env = "SWITCHYARD_REDIS_PREFIX", default_value = "switchyard")]
+    pub redis_prefix: String,
+    /// Directory for the durable usage spool (usage that metering has not
+    /// acknowledged yet survives restarts here).
+    #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = "./switchyard-data")]
+    pub data_dir: PathBuf,
+    /// Largest accepted request body, bytes.
+    #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Seconds between SSE keep-alive comments while waiting for tokens.
+    #[arg(long, env = "SWITCHYARD_KEEPALIVE_SECS", default_value_t = 10)]
+    pub keepalive_secs: u64,
+    /// Milliseconds until the first token before an attempt is abandoned
+    /// and the next endpoint is tried.
+    #[arg(long, env = "SWITCHYARD_FIRST_TOKEN_TIMEOUT_MS", default_value_t = 30_000)]
+    pub first_token_timeout_ms: u32,
+    /// Seconds allowed for draining in-flight requests on shutdown.
+    #[arg(long, env = "SWITCHYARD_DRAIN_SECS", default_value_t = 30)]
+    pub drain_secs: u64,
+    /// Log line format: text or json.
+    #[arg(long, env = "SWITCHYARD_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs(self.keepalive_secs.max(1))
+    }
+
+    /// A config for tests and embedding: loopback, port 0 everywhere.
+    pub fn local(data_dir: PathBuf) -> Config {
+        Config {
+            http_addr: "127.0.0.1:0".parse().expect("literal"),
+            grpc_addr: "127.0.0.1:0".parse().expect("literal"),
+            catalog_url: String::new(),
+            adapter_url: String::new(),
+            metering_url: String::new(),
+            redis_url: None,
+            redis_prefix: "switchyard".into(),
+            data_dir,
+            max_body_bytes: 32 * 1024 * 1024,
+            keepalive_secs: 10,
+            first_token_timeout_ms: 30_000,
+            drain_secs: 30,
+            log_format: LogFormat::Text,
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Router errors and their rendering in OpenRouter's envelope:
+//! `{"error":{"code":<status>,"message":...,"metadata":{...}}}`.
+
+use switchyard_kit::ErrorKind;
+use switchyard_kit::error::ServiceError;
+use switchyard_proto::provider::v1::UpstreamErrorKind;
+
+/// One failed attempt at an upstream endpoint.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AttemptFailure {
+    pub provider: String,
+    pub endpoint_id: String,
+    /// HTTP-style status of the attempt.
+    pub status: u16,
+    #[serde(skip)]
+    pub kind: UpstreamErrorKind,
+    #[serde(skip)]
+    pub message: String,
+    #[serde(skip)]
+    pub retry_after_ms: Option<u64>,
+    #[serde(skip)]
+    pub provider_code: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("No auth credentials found")]
+    MissingKey,
+    #[error("Invalid API key")]
+    InvalidKey,
+    #[error("This API key is disabled")]
+    KeyDisabled,
+    #[error("Management keys cannot be used for inference")]
+    ManagementKey,
+    #[error("Model {0} does not exist")]
+    UnknownModel(String),
+    #[error("Generation {0} not found")]
+    GenerationNotFound(String),
+    #[error("No endpoints found for {0}")]
+    NoEndpoints(String),
+    #[error("Request body exceeds {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// Every attempted endpoint failed; the last failure decides the status.
+    #[error("{}", .last.message)]
+    Upstream {
+        last: AttemptFailure,
+        attempts: Vec<AttemptFailure>,
+    },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ServiceError for ApiError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ApiError::BadRequest(_) => ErrorKind::InvalidArgument,
+            ApiError::MissingKey | ApiError::InvalidKey | ApiError::KeyDisabled => {
+                ErrorKind::Unauthenticated
+            }
+            ApiError::ManagementKey => ErrorKind::PermissionDenied,
+            ApiError::UnknownModel(_)
+            | ApiError::GenerationNotFound(_)
+            | ApiError::NoEndpoints(_) => ErrorKind::NotFound,
+            ApiError::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
+            ApiError::Upstream { last, .. } => upstream_kind(last.kind),
+            ApiError::Unavailable(_) => ErrorKind::Unavailable,
+            ApiError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// What a client sees when the upstream failed this way.
+pub fn upstream_kind(kind: UpstreamErrorKind) -> ErrorKind {
+    use UpstreamErrorKind as U;
+    match kind {
+        U::RateLimited => ErrorKind::RateLimited,
+        U::Overloaded => ErrorKind::Unavailable,
+        U::Timeout => ErrorKind::Timeout,
+        U::ContextLengthExceeded | U::InvalidRequest | U::ContentFilter => {
+            ErrorKind::InvalidArgument
+        }
+        // Our credential or the upstream model id is wrong: the provider is
+        // unusable, which is not the client's fault.
+        U::Authentication
+        | U::PermissionDenied
+        | U::NotFound
+        | U::Unavailable
+        | U::BadResponse
+        | U::Unspecified => ErrorKind::BadGateway,
+    }
+}
+
+/// OpenRouter's `metadata.error_type` for an upstream failure.
+pub fn upstream_error_type(kind: UpstreamErrorKind) -> &'static str {
+    use UpstreamErrorKind as U;
+    match kind {
+        U::RateLimited => "rate_limit_exceeded",
+        U::Overloaded => "provider_overloaded",
+        U::Timeout => "timeout",
+        U::ContextLengthExceeded => "context_length_exceeded",
+        U::InvalidRequest => "invalid_request",
+        U::ContentFilter => "content_policy_violation",
+        U::Authentication
+        | U::PermissionDenied
+        | U::NotFound
+        | U::Unavailable
+        | U::BadResponse
+        | U::Unspecified => "provider_unavailable",
+    }
+}
+
+/// The HTTP-style status an attempt is recorded with.
+pub fn attempt_status(kind: UpstreamErrorKind, upstream_status: u32) -> u16 {
+    if upstream_status >= 400 && upstream_status < 600 {
+        return upstream_status as u16;
+    }
+    match kind {
+        UpstreamErrorKind::Timeout => 408,
+        UpstreamErrorKind::RateLimited => 429,
+        _ => 502,
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        self.kind().http_status()
+    }
+
+    /// `metadata.error_type` from OpenRouter's vocabulary.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "invalid_request",
+            ApiError::MissingKey | ApiError::InvalidKey | ApiError::KeyDisabled => "authentication",
+            ApiError::ManagementKey => "permission_denied",
+            ApiError::UnknownModel(_)
+            | ApiError::GenerationNotFound(_)
+            | ApiError::NoEndpoints(_) => "not_found",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Upstream { last, .. } => upstream_error_type(last.kind),
+            ApiError::Unavailable(_) => "provider_overloaded",
+            ApiError::Internal(_) => "server",
+        }
+    }
+
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::Upstream { last, .. } => last.retry_after_ms.map(|ms| ms.div_ceil(1000)),
+            ApiError::Unavailable(_) => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The client-safe message: internal details are logged, never sent.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Internal(err) => {
+                tracing::error!(error = %format!("{err:#}"), "internal error");
+                "Internal server error".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// The envelope body, as JSON.
+    pub fn envelope(&self) -> serde_json::Value {
+        let mut metadata = serde_json::json!({ "error_type": self.error_type() });
+        if let ApiError::Upstream { last, attempts } = self {
+            metadata["provider_name"] = last.provider.clone().into();
+            if let Some(code) = &last.provider_code {
+                metadata["provider_code"] = code.clone().into();
+            }
+            if let Some(secs) = self.retry_after_secs() {
+                metadata["retry_after_seconds"] = secs.into();
+            }
+            metadata["previous_errors"] = attempts
+                .iter()
+                .map(|a| {
+                    serde_json::json!({"provider": a.provider, "code": a.status, "status": a.status})
+                })
+                .collect();
+        }
+        serde_json::json!({
+            "error": {
+                "code": self.status(),
+                "message": self.public_message(),
+                "metadata": metadata,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_rate_limit_maps_to_429_with_retry_after() {
+        let failure = AttemptFailure {
+            provider: "OpenAI".into(),
+            endpoint_id: "openai:openai/gpt-4".into(),
+            status: 429,
+            kind: UpstreamErrorKind::RateLimited,
+            message: "Rate limit exceeded".into(),
+            retry_after_ms: Some(1500),
+            provider_code: None,
+        };
+        let err = ApiError::Upstream {
+            last: failure.clone(),
+            attempts: vec![failure],
+        };
+        assert_eq!(err.status(), 429);
+        assert_eq!(err.retry_after_secs(), Some(2));
+        let body = err.envelope();
+        assert_eq!(body["error"]["code"], 429);
+        assert_eq!(body["error"]["metadata"]["error_type"], "rate_limit_exceeded");
+        assert_eq!(body["error"]["metadata"]["previous_errors"][0]["provider"], "OpenAI");
+    }
+
+    #[test]
+    fn internal_details_never_reach_the_client() {
+        let err = ApiError::Internal(anyhow::anyhow!("password=hunter2 in SQL"));
+        assert_eq!(err.status(), 500);
+        assert!(!err.envelope().to_string().contains("hunter2"));
+    }
+}

@@ -1,0 +1,82 @@
+//! The public HTTP API (OpenRouter-compatible) under `/api/v1`.
+
+pub mod chat;
+pub mod generation;
+pub mod models;
+pub mod request;
+mod sse;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use switchyard_kit::grpc::InternalChannel;
+use switchyard_proto::metering::v1::usage_metering_service_client::UsageMeteringServiceClient;
+
+use crate::auth::KeyCache;
+use crate::engine::Engine;
+use crate::error::ApiError;
+
+pub struct AppState {
+    pub engine: Engine,
+    pub keys: KeyCache,
+    pub metering: UsageMeteringServiceClient<InternalChannel>,
+    pub max_body_bytes: usize,
+    pub keepalive: std::time::Duration,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/v1/chat/completions", post(chat::chat_completions))
+        .route("/api/v1/models", get(models::list_models))
+        .route("/api/v1/generation", get(generation::get_generation))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { ApiError::BadRequest("Not found".into()).into_response_with(404) })
+        .with_state(state)
+}
+
+async fn readyz(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Response {
+    if state.engine.catalog().is_ready() {
+        "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "catalog not loaded").into_response()
+    }
+}
+
+impl ApiError {
+    fn into_response_with(self, status: u16) -> Response {
+        let mut body = self.envelope();
+        body["error"]["code"] = status.into();
+        if status == 404 {
+            body["error"]["metadata"]["error_type"] = "not_found".into();
+        }
+        json_response(status, &body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let retry_after = self.retry_after_secs();
+        let mut response = json_response(status, &self.envelope());
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+pub fn json_response(status: u16, body: &serde_json::Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}

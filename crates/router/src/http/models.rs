@@ -1,0 +1,125 @@
+//! `GET /api/v1/models` in OpenRouter's schema. The full body is rendered
+//! once per catalog snapshot; filters run over the prepared table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::catalog_view::{EndpointRoute, ModelEntry};
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ModelsQuery {
+    /// Comma list; a model must support all of them.
+    supported_parameters: Option<String>,
+    /// Free-text search on id and name.
+    q: Option<String>,
+}
+
+pub async fn list_models(State(state): State<Arc<AppState>>, Query(query): Query<ModelsQuery>) -> Response {
+    let table = state.engine.catalog().current();
+    let body = if query.supported_parameters.is_none() && query.q.is_none() {
+        table.models_json.clone()
+    } else {
+        let wanted: Vec<&str> = query
+            .supported_parameters
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let needle = query.q.as_deref().map(str::to_lowercase);
+        let filtered: HashMap<String, Arc<ModelEntry>> = table
+            .models
+            .iter()
+            .filter(|(_, e)| {
+                wanted
+                    .iter()
+                    .all(|p| e.model.supported_parameters.iter().any(|s| s == p))
+            })
+            .filter(|(_, e)| {
+                needle.as_ref().is_none_or(|n| {
+                    e.model.id.to_lowercase().contains(n) || e.model.name.to_lowercase().contains(n)
+                })
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        render_models(&filtered)
+    };
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// The `/models` body for these models, newest first.
+pub fn render_models(models: &HashMap<String, Arc<ModelEntry>>) -> Bytes {
+    let mut entries: Vec<&Arc<ModelEntry>> = models.values().collect();
+    entries.sort_by(|a, b| b.model.created.cmp(&a.model.created).then(a.model.id.cmp(&b.model.id)));
+    let data: Vec<Value> = entries.iter().map(|e| model_json(e)).collect();
+    let body = json!({ "data": data, "total_count": data.len(), "links": { "next": null } });
+    Bytes::from(body.to_string())
+}
+
+fn price_json(endpoint: Option<&EndpointRoute>) -> Value {
+    let Some(e) = endpoint else {
+        return json!({ "prompt": "0", "completion": "0" });
+    };
+    let p = &e.pricing;
+    let mut pricing = json!({
+        "prompt": e.prompt_price.to_string(),
+        "completion": e.completion_price.to_string(),
+    });
+    for (name, value) in [
+        ("request", &p.request),
+        ("image", &p.image),
+        ("input_cache_read", &p.input_cache_read),
+        ("input_cache_write", &p.input_cache_write),
+        ("internal_reasoning", &p.internal_reasoning),
+    ] {
+        if let Some(v) = value.as_deref().and_then(|v| v.parse::<switchyard_kit::Price>().ok()) {
+            pricing[name] = v.to_string().into();
+        }
+    }
+    pricing
+}
+
+fn model_json(entry: &ModelEntry) -> Value {
+    let m = &entry.model;
+    // The endpoint default routing most likely picks: the cheapest.
+    let top = entry.endpoints.first().map(|e| e.as_ref());
+    let arch = m.architecture.clone().unwrap_or_default();
+    json!({
+        "id": m.id,
+        "canonical_slug": m.canonical_slug,
+        "hugging_face_id": m.hugging_face_id,
+        "name": m.name,
+        "created": m.created,
+        "description": m.description,
+        "context_length": m.context_length,
+        "architecture": {
+            "modality": arch.modality,
+            "input_modalities": arch.input_modalities,
+            "output_modalities": arch.output_modalities,
+            "tokenizer": arch.tokenizer,
+            "instruct_type": arch.instruct_type,
+        },
+        "pricing": price_json(top),
+        "top_provider": {
+            "context_length": top.map(|e| e.context_length).unwrap_or(m.context_length),
+            "max_completion_tokens": top.and_then(|e| e.max_completion_tokens),
+            "is_moderated": false,
+        },
+        "per_request_limits": null,
+        "supported_parameters": m.supported_parameters,
+        "default_parameters": null,
+        "knowledge_cutoff": m.knowledge_cutoff,
+        "links": { "details": format!("/api/v1/models/{}/endpoints", m.id) },
+    })
+}
