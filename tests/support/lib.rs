@@ -1,1 +1,185 @@
-//! Helpers shared by the cross-service tests.
+//! A whole Switchyard deployment for tests: the four services, each on its
+//! own loopback listener and talking real gRPC to the others, on a fresh
+//! Postgres database and a private Redis key prefix, with provider-sim as
+//! the upstream.
+//!
+//! The test catalog has two providers for `openai/gpt-4`: "SimCheap"
+//! (upstream model `gpt-4-cheap`, list price) and "SimPricey" (upstream
+//! `gpt-4-pricey`, 1000x the price). Default routing picks SimCheap first with
+//! probability 1 - 1e-6, so tests can make it fail and watch the fallback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use switchyard_kit::Shutdown;
+use switchyard_kit::testing;
+use tokio::task::JoinHandle;
+
+pub const CHEAP_UPSTREAM: &str = "gpt-4-cheap";
+pub const PRICEY_UPSTREAM: &str = "gpt-4-pricey";
+
+pub struct Stack {
+    pub http: SocketAddr,
+    pub router_grpc: SocketAddr,
+    /// An inference key of the test account.
+    pub key: String,
+    pub sim: provider_sim::SimState,
+    pub database_url: String,
+    pub redis_prefix: String,
+    pub data_dir: PathBuf,
+    pub metering: switchyard_usage_metering::Metering,
+    shutdown: Shutdown,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+fn seed(sim_url: &str) -> String {
+    format!(
+        r#"
+[[providers]]
+slug = "sim-cheap"
+name = "SimCheap"
+wire_format = "openai"
+base_url = "{sim_url}/v1"
+credential_ref = ""
+
+[[providers]]
+slug = "sim-pricey"
+name = "SimPricey"
+wire_format = "openai"
+base_url = "{sim_url}/v1"
+credential_ref = ""
+
+[[models]]
+id = "openai/gpt-4"
+name = "OpenAI: GPT-4"
+created = 1685232000
+description = "Test entry"
+context_length = 8191
+architecture = {{ modality = "text->text", input_modalities = ["text"], output_modalities = ["text"], tokenizer = "GPT" }}
+supported_parameters = ["max_tokens", "temperature", "tools", "tool_choice"]
+
+[[endpoints]]
+model = "openai/gpt-4"
+provider = "sim-cheap"
+upstream_model = "{CHEAP_UPSTREAM}"
+pricing = {{ prompt = "0.00003", completion = "0.00006" }}
+
+[[endpoints]]
+model = "openai/gpt-4"
+provider = "sim-pricey"
+upstream_model = "{PRICEY_UPSTREAM}"
+pricing = {{ prompt = "0.03", completion = "0.06" }}
+"#
+    )
+}
+
+pub struct Options {
+    pub max_body_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Stack::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Stack {
+        // Service logs only when asked for (RUST_LOG=info cargo test ...).
+        if std::env::var_os("RUST_LOG").is_some() {
+            switchyard_kit::telemetry::init(Default::default());
+        }
+        let shutdown = Shutdown::new();
+        let mut tasks = Vec::new();
+        let data_dir = std::env::temp_dir().join(testing::unique_name("switchyard_stack"));
+        std::fs::create_dir_all(&data_dir).expect("data dir");
+        let database_url = testing::fresh_postgres_database().await;
+        let redis_prefix = testing::unique_name("sy");
+
+        let sim = provider_sim::App::build(provider_sim::Config::ephemeral())
+            .await
+            .expect("provider-sim");
+        let sim_url = format!("http://{}", sim.addr());
+        let sim_state = sim.state();
+        tasks.push(tokio::spawn(sim.run(shutdown.clone())));
+
+        let seed_path = data_dir.join("seed.toml");
+        std::fs::write(&seed_path, seed(&sim_url)).expect("seed");
+        let catalog = switchyard_catalog::App::build(switchyard_catalog::Config {
+            grpc_addr: "127.0.0.1:0".parse().expect("literal"),
+            database_url: Some(database_url.clone().into()),
+            data_dir: data_dir.clone(),
+            seed: Some(seed_path),
+            ..Default::default()
+        })
+        .await
+        .expect("catalog");
+        let catalog_url = format!("http://{}", catalog.grpc_addr());
+        tasks.push(tokio::spawn(catalog.run(shutdown.clone())));
+
+        let mut metering_config = switchyard_usage_metering::Config::embedded(&data_dir);
+        metering_config.database_url = Some(database_url.clone());
+        let metering = switchyard_usage_metering::App::build(&metering_config)
+            .await
+            .expect("usage-metering");
+        let metering_url = format!("http://{}", metering.grpc_addr());
+        let metering_handle = metering.metering().clone();
+        let key = metering_handle
+            .ensure_key("e2e", switchyard_usage_metering::KeyKind::Inference, None)
+            .await
+            .expect("key")
+            .key_text;
+        tasks.push(tokio::spawn(metering.run(shutdown.clone())));
+
+        let adapter = switchyard_provider_adapter::App::build(switchyard_provider_adapter::Config::ephemeral())
+            .await
+            .expect("provider-adapter");
+        let adapter_url = format!("http://{}", adapter.grpc_addr());
+        tasks.push(tokio::spawn(adapter.run(shutdown.clone())));
+
+        let mut config = switchyard_router::Config::local(data_dir.join("router"));
+        config.catalog_url = catalog_url;
+        config.adapter_url = adapter_url;
+        config.metering_url = metering_url;
+        config.redis_url = Some(testing::redis_url());
+        config.redis_prefix = redis_prefix.clone();
+        config.max_body_bytes = options.max_body_bytes;
+        let peers = switchyard_router::Peers::connect(&config).expect("peers");
+        let router = switchyard_router::App::build(config, peers).await.expect("router");
+        router.ready().await.expect("catalog snapshot");
+        let (http, router_grpc) = (router.http_addr(), router.grpc_addr());
+        tasks.push(tokio::spawn(router.run(shutdown.clone())));
+
+        Stack {
+            http,
+            router_grpc,
+            key,
+            sim: sim_state,
+            database_url,
+            redis_prefix,
+            data_dir,
+            metering: metering_handle,
+            shutdown,
+            tasks,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    /// Stops every service (the router flushes usage and stats on the way).
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        for task in self.tasks {
+            task.await.expect("task panicked").expect("service failed");
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}

@@ -186,8 +186,9 @@ mod tests {
 
     #[test]
     fn sub_nano_costs_round_half_up() {
-        assert_eq!(atto_to_nanos(p("0.0000000375").cost_atto(13)), 0); // 0.4875 nano
-        assert_eq!(atto_to_nanos(p("0.0000000375").cost_atto(14)), 1); // 0.525 nano
+        assert_eq!(atto_to_nanos(p("0.0000000375").cost_atto(13)), 488); // 487.5 nanos
+        assert_eq!(atto_to_nanos(p("0.0000000000375").cost_atto(13)), 0); // 0.4875 nano
+        assert_eq!(atto_to_nanos(p("0.0000000000375").cost_atto(14)), 1); // 0.525 nano
     }
 
     #[test]

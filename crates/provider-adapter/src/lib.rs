@@ -1,1 +1,178 @@
-//! placeholder
+//! provider-adapter: speaks the providers' wire formats. It turns one
+//! normalized `GenerateRequest` into an upstream HTTP call and streams the
+//! answer back as normalized events, with upstream failures classified into
+//! typed errors the router can act on. It owns the upstream connection pool
+//! and the provider credentials; it never chooses providers and never bills.
+
+mod call;
+mod credentials;
+mod deadlines;
+pub mod errors;
+pub mod openai;
+mod service;
+pub mod sse;
+mod upstream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use switchyard_kit::Shutdown;
+use switchyard_kit::grpc::MAX_MESSAGE_BYTES;
+use switchyard_kit::telemetry::LogFormat;
+use switchyard_proto::provider::v1::provider_adapter_service_server::ProviderAdapterServiceServer;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+pub use deadlines::Timeouts;
+pub use errors::{AdapterError, UpstreamFailure};
+pub use service::GenerateService;
+
+use credentials::Credentials;
+use upstream::Upstream;
+
+pub const SERVICE_NAME: &str = "switchyard.provider.v1.ProviderAdapterService";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// gRPC listen address; port 0 picks a free port.
+    #[arg(
+        long,
+        env = "SWITCHYARD_ADAPTER_GRPC_ADDR",
+        default_value = "127.0.0.1:50052"
+    )]
+    pub grpc_addr: SocketAddr,
+    /// Log line format: text | json.
+    #[arg(long, env = "SWITCHYARD_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+    /// Default time allowed until the first streamed token, when the request sets none.
+    #[arg(
+        long,
+        env = "SWITCHYARD_ADAPTER_FIRST_TOKEN_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub first_token_timeout_ms: u64,
+    /// Default time allowed for a whole generation, when the request sets none.
+    #[arg(
+        long,
+        env = "SWITCHYARD_ADAPTER_TOTAL_TIMEOUT_MS",
+        default_value_t = 600_000
+    )]
+    pub total_timeout_ms: u64,
+    /// Longest silence allowed between two chunks of a stream.
+    #[arg(
+        long,
+        env = "SWITCHYARD_ADAPTER_IDLE_TIMEOUT_MS",
+        default_value_t = 60_000
+    )]
+    pub idle_timeout_ms: u64,
+    /// Upstream TCP/TLS connect timeout.
+    #[arg(
+        long,
+        env = "SWITCHYARD_ADAPTER_CONNECT_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    pub connect_timeout_ms: u64,
+    /// Demo mode: calls to a provider whose credential is not configured go
+    /// to this OpenAI-compatible base URL instead (e.g. a provider-sim), so a
+    /// catalog of real providers answers without any API keys. Providers with
+    /// a configured key are called for real. Off unless set.
+    #[arg(long, env = "SWITCHYARD_SIMULATE_WITHOUT_CREDENTIALS")]
+    pub simulate_without_credentials: Option<String>,
+    /// Credentials by name, consulted before the environment. Not a flag:
+    /// tests and embedders set it so nothing mutates the process environment.
+    #[arg(skip)]
+    pub credentials: HashMap<String, SecretString>,
+}
+
+impl Config {
+    /// Defaults with a free loopback port: what tests want.
+    pub fn ephemeral() -> Config {
+        Config {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log_format: LogFormat::Text,
+            first_token_timeout_ms: 30_000,
+            total_timeout_ms: 600_000,
+            idle_timeout_ms: 60_000,
+            connect_timeout_ms: 5_000,
+            simulate_without_credentials: None,
+            credentials: HashMap::new(),
+        }
+    }
+}
+
+/// The adapter: one shared, pooled HTTP client plus credentials.
+#[derive(Clone)]
+pub struct Adapter {
+    upstream: Arc<Upstream>,
+}
+
+impl Adapter {
+    pub fn new(config: &Config) -> anyhow::Result<Adapter> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .tcp_keepalive(Duration::from_secs(30))
+            .user_agent(concat!(
+                "switchyard-provider-adapter/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()?;
+        let timeouts = Timeouts {
+            first_token: Duration::from_millis(config.first_token_timeout_ms),
+            total: Duration::from_millis(config.total_timeout_ms),
+            idle: Duration::from_millis(config.idle_timeout_ms),
+        };
+        Ok(Adapter {
+            upstream: Arc::new(Upstream {
+                client,
+                credentials: Credentials::new(config.credentials.clone()),
+                timeouts,
+                simulator: config.simulate_without_credentials.clone(),
+            }),
+        })
+    }
+
+    /// The generated gRPC server, for a listener or `kit::grpc::in_process`.
+    pub fn grpc_server(&self) -> ProviderAdapterServiceServer<GenerateService> {
+        ProviderAdapterServiceServer::new(GenerateService {
+            upstream: Arc::clone(&self.upstream),
+        })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+pub struct App {
+    adapter: Adapter,
+    listener: TcpListener,
+    grpc_addr: SocketAddr,
+}
+
+impl App {
+    /// Builds the adapter and binds the gRPC listener.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let adapter = Adapter::new(&config)?;
+        let listener = switchyard_kit::grpc::bind(config.grpc_addr).await?;
+        let grpc_addr = listener.local_addr()?;
+        Ok(App {
+            adapter,
+            listener,
+            grpc_addr,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// Serves gRPC (plus health and reflection) until `shutdown`, then drains.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let routes = Routes::new(self.adapter.grpc_server());
+        switchyard_kit::grpc::serve(self.listener, routes, &[SERVICE_NAME], shutdown).await
+    }
+}

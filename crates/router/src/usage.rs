@@ -111,7 +111,16 @@ async fn deliver(client: &Client, events: Vec<UsageEvent>, spool: &Spool) {
     let request = RecordUsageRequest { events };
     match send(client, request.clone()).await {
         Ok(()) => {}
-        Err(err) => {
+        Err(SendError::Rejected(_)) => {
+            if !settle_rejected(client, &request, spool).await {
+                // Metering went away midway: keep the whole batch; the
+                // events it did take are deduplicated on replay.
+                if let Err(err) = spool.append(&request).await {
+                    tracing::error!(%err, "usage spool write failed");
+                }
+            }
+        }
+        Err(SendError::Unreachable(err)) => {
             tracing::warn!(%err, events = request.events.len(), "usage-metering unreachable; spooling usage");
             if let Err(err) = spool.append(&request).await {
                 tracing::error!(%err, "usage spool write failed");
@@ -120,13 +129,48 @@ async fn deliver(client: &Client, events: Vec<UsageEvent>, spool: &Spool) {
     }
 }
 
-async fn send(client: &Client, request: RecordUsageRequest) -> anyhow::Result<()> {
+/// Metering refused a batch as malformed. One bad event must not hold the
+/// others hostage, nor be retried forever: send the events one by one and
+/// move each one metering still refuses to the dead-letter file. Returns
+/// false when metering became unreachable before every event was settled.
+async fn settle_rejected(client: &Client, request: &RecordUsageRequest, spool: &Spool) -> bool {
+    for event in &request.events {
+        let single = RecordUsageRequest { events: vec![event.clone()] };
+        match send(client, single.clone()).await {
+            Ok(()) => {}
+            Err(SendError::Rejected(status)) => {
+                tracing::error!(
+                    generation_id = %single.events[0].generation_id,
+                    %status,
+                    "usage event rejected by metering; moved to dead letters"
+                );
+                if let Err(err) = spool.dead_letter(&single).await {
+                    tracing::error!(%err, "usage dead-letter write failed");
+                }
+            }
+            Err(SendError::Unreachable(_)) => return false,
+        }
+    }
+    true
+}
+
+#[derive(Debug)]
+enum SendError {
+    /// Metering answered: this batch is malformed. Retrying cannot help.
+    Rejected(tonic::Status),
+    /// Metering did not answer (down, timed out): retry later.
+    Unreachable(anyhow::Error),
+}
+
+async fn send(client: &Client, request: RecordUsageRequest) -> Result<(), SendError> {
     let mut client = client.clone();
     let call = client.record_usage(request);
-    tokio::time::timeout(SEND_TIMEOUT, call)
-        .await
-        .map_err(|_| anyhow::anyhow!("RecordUsage timed out"))??;
-    Ok(())
+    match tokio::time::timeout(SEND_TIMEOUT, call).await {
+        Err(_) => Err(SendError::Unreachable(anyhow::anyhow!("RecordUsage timed out"))),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => Err(SendError::Rejected(status)),
+        Ok(Err(status)) => Err(SendError::Unreachable(status.into())),
+    }
 }
 
 /// Append-only file of framed `RecordUsageRequest`s: `u32 len | 4-byte
@@ -135,6 +179,8 @@ async fn send(client: &Client, request: RecordUsageRequest) -> anyhow::Result<()
 struct Spool {
     pending: PathBuf,
     replaying: PathBuf,
+    /// Events metering refused as malformed, kept for an operator.
+    dead: PathBuf,
     lock: Mutex<()>,
     sync_lock: std::sync::Mutex<()>,
 }
@@ -146,6 +192,7 @@ impl Spool {
         Ok(Spool {
             pending: dir.join("pending.spool"),
             replaying: dir.join("replaying.spool"),
+            dead: dir.join("rejected.spool"),
             lock: Mutex::new(()),
             sync_lock: std::sync::Mutex::new(()),
         })
@@ -154,6 +201,13 @@ impl Spool {
     async fn append(&self, request: &RecordUsageRequest) -> anyhow::Result<()> {
         let _guard = self.lock.lock().await;
         let path = self.pending.clone();
+        let frame = encode_frame(request);
+        tokio::task::spawn_blocking(move || append_frame(&path, &frame)).await??;
+        Ok(())
+    }
+
+    async fn dead_letter(&self, request: &RecordUsageRequest) -> anyhow::Result<()> {
+        let path = self.dead.clone();
         let frame = encode_frame(request);
         tokio::task::spawn_blocking(move || append_frame(&path, &frame)).await??;
         Ok(())
@@ -197,9 +251,17 @@ impl Spool {
             }
         };
         for request in frames {
-            if let Err(err) = send(client, request).await {
-                tracing::debug!(%err, "usage replay deferred");
-                return;
+            match send(client, request.clone()).await {
+                Ok(()) => {}
+                Err(SendError::Rejected(_)) => {
+                    if !settle_rejected(client, &request, self).await {
+                        return;
+                    }
+                }
+                Err(SendError::Unreachable(err)) => {
+                    tracing::debug!(%err, "usage replay deferred");
+                    return;
+                }
             }
         }
         if let Err(err) = std::fs::remove_file(&self.replaying) {

@@ -75,7 +75,7 @@ fn generation_json(g: &Generation) -> Value {
         "api_type": if e.api_type.is_empty() { Value::Null } else { e.api_type.clone().into() },
         "app_id": g.app_id,
         "http_referer": e.http_referer,
-        "origin": null,
+        "origin": e.http_referer.as_deref().map(origin_of).unwrap_or_default(),
         "user_agent": e.user_agent,
         "external_user": e.external_user,
         "upstream_id": if e.upstream_id.is_empty() { Value::Null } else { e.upstream_id.clone().into() },
@@ -116,4 +116,25 @@ fn generation_json(g: &Generation) -> Value {
         "web_search_engine": null,
         "workspace_id": null,
     })
+}
+
+/// `scheme://host[:port]` of a referer URL ("" when it has none).
+fn origin_of(referer: &str) -> String {
+    match referer.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            format!("{scheme}://{host}")
+        }
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn origins_of_referers() {
+        assert_eq!(super::origin_of("https://app.example:8443/chat?x=1"), "https://app.example:8443");
+        assert_eq!(super::origin_of("https://app.example"), "https://app.example");
+        assert_eq!(super::origin_of("not a url"), "");
+    }
 }

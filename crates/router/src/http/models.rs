@@ -119,6 +119,7 @@ fn model_json(entry: &ModelEntry) -> Value {
         "per_request_limits": null,
         "supported_parameters": m.supported_parameters,
         "default_parameters": null,
+        "supported_voices": null,
         "knowledge_cutoff": m.knowledge_cutoff,
         "links": { "details": format!("/api/v1/models/{}/endpoints", m.id) },
     })

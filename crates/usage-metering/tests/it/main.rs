@@ -1,0 +1,7 @@
+//! Integration tests for usage-metering: the storage suite runs against both
+//! Postgres (a fresh database per test) and the embedded store.
+
+mod grpc;
+mod keys;
+mod support;
+mod usage;

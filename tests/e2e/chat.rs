@@ -1,0 +1,277 @@
+//! Completions through the whole stack: shapes, fallback, usage, stats.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use serde_json::Value;
+use switchyard_tests::{CHEAP_UPSTREAM, PRICEY_UPSTREAM, Stack};
+
+use crate::helpers::*;
+
+fn expected_cost(usage: &Value, prompt_per_m: f64, completion_per_m: f64) -> f64 {
+    let p = usage["prompt_tokens"].as_f64().unwrap();
+    let c = usage["completion_tokens"].as_f64().unwrap();
+    (p * prompt_per_m + c * completion_per_m) / 1e6
+}
+
+#[tokio::test]
+async fn non_streamed_completion_has_openrouter_shape_and_is_billed_once() {
+    let stack = Stack::start().await;
+    let response = post_chat(&stack, &chat_body(false)).await;
+    assert_eq!(response.status(), 200);
+    let header_id = response.headers()["x-generation-id"].to_str().unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+
+    let id = body["id"].as_str().unwrap();
+    assert_eq!(id, header_id);
+    let parts: Vec<&str> = id.splitn(3, '-').collect();
+    assert_eq!(parts[0], "gen");
+    assert!(parts[1].parse::<i64>().is_ok());
+    assert_eq!(parts[2].len(), 20);
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["model"], "openai/gpt-4");
+    assert_eq!(body["provider"], "SimCheap");
+    let choice = &body["choices"][0];
+    assert_eq!(choice["message"]["role"], "assistant");
+    assert!(!choice["message"]["content"].as_str().unwrap().is_empty());
+    assert_eq!(choice["finish_reason"], "stop");
+    assert_eq!(choice["native_finish_reason"], "stop");
+
+    let usage = &body["usage"];
+    let sim = stack.sim.stats();
+    let truth = &sim.models[CHEAP_UPSTREAM];
+    assert_eq!(usage["prompt_tokens"], truth.prompt_tokens, "billed prompt = simulator ground truth");
+    assert_eq!(usage["completion_tokens"], truth.completion_tokens);
+    assert_eq!(usage["total_tokens"], truth.prompt_tokens + truth.completion_tokens);
+    let cost = usage["cost"].as_f64().unwrap();
+    assert!((cost - expected_cost(usage, 30.0, 60.0)).abs() < 1e-12, "{usage}");
+
+    let generation = wait_for_generation(&stack, id).await;
+    let data = &generation["data"];
+    assert_eq!(data["id"], id);
+    assert_eq!(data["model"], "openai/gpt-4");
+    assert_eq!(data["provider_name"], "SimCheap");
+    assert_eq!(data["streamed"], false);
+    assert_eq!(data["cancelled"], false);
+    assert_eq!(data["finish_reason"], "stop");
+    assert_eq!(data["tokens_prompt"], usage["prompt_tokens"]);
+    assert_eq!(data["tokens_completion"], usage["completion_tokens"]);
+    assert_eq!(data["http_referer"], "https://e2e.example");
+    assert!(data["app_id"].as_i64().is_some());
+    assert!((data["total_cost"].as_f64().unwrap() - cost).abs() < 1e-12);
+    assert!(data["latency"].as_u64().is_some());
+    assert!(data["upstream_id"].as_str().is_some_and(|u| u.starts_with("chatcmpl-")));
+
+    // Exactly one record, even after the router shuts down and flushes.
+    let db_url = stack.database_url.clone();
+    stack.stop().await;
+    assert_eq!(count_generations(&db_url).await, 1);
+}
+
+#[tokio::test]
+async fn streamed_completion_has_openrouter_sse_shape() {
+    let stack = Stack::start().await;
+    let response = post_chat(&stack, &chat_body(true)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let header_id = response.headers()["x-generation-id"].to_str().unwrap().to_owned();
+    let text = response.text().await.unwrap();
+    assert!(text.starts_with(": OPENROUTER PROCESSING\n\n"), "{text}");
+    let (data, _) = sse_events(&text);
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let mut content = String::new();
+    for chunk in &chunks {
+        assert_eq!(chunk["id"], header_id.as_str());
+        assert_eq!(chunk["object"], "chat.completion.chunk");
+        assert_eq!(chunk["model"], "openai/gpt-4");
+        assert_eq!(chunk["provider"], "SimCheap");
+        if let Some(c) = chunk["choices"][0]["delta"]["content"].as_str() {
+            content.push_str(c);
+        }
+    }
+    assert!(content.split_whitespace().count() > 3, "{content}");
+    let finish = chunks.iter().find(|c| !c["choices"][0]["finish_reason"].is_null()).unwrap();
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], serde_json::json!([]), "usage chunk has empty choices");
+    let usage = &last["usage"];
+    assert!(usage["completion_tokens"].as_u64().unwrap() > 0);
+    assert!((usage["cost"].as_f64().unwrap() - expected_cost(usage, 30.0, 60.0)).abs() < 1e-12);
+
+    let generation = wait_for_generation(&stack, &header_id).await;
+    assert_eq!(generation["data"]["streamed"], true);
+    assert!(generation["data"]["generation_time"].as_u64().is_some());
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn falls_back_to_the_next_endpoint_when_the_first_returns_500() {
+    let stack = Stack::start().await;
+    stack.sim.set_model_knobs(
+        CHEAP_UPSTREAM,
+        provider_sim::Knobs {
+            fail_rate: Some(1.0),
+            fail_status: Some(500),
+            ..Default::default()
+        },
+    );
+    for stream in [false, true] {
+        let response = post_chat(&stack, &chat_body(stream)).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-switchyard-provider"], "SimPricey");
+        assert_eq!(
+            response.headers()["x-switchyard-attempts"],
+            "SimCheap=500, SimPricey=200"
+        );
+        let id = response.headers()["x-generation-id"].to_str().unwrap().to_owned();
+        let text = response.text().await.unwrap();
+        assert!(text.contains("SimPricey"));
+        // Billed at the price of the endpoint that served.
+        let generation = wait_for_generation(&stack, &id).await;
+        let data = &generation["data"];
+        assert_eq!(data["provider_name"], "SimPricey");
+        let statuses: Vec<u64> = data["provider_responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["status"].as_u64().unwrap())
+            .collect();
+        assert_eq!(statuses, [500, 200]);
+        let p = data["tokens_prompt"].as_f64().unwrap();
+        let c = data["tokens_completion"].as_f64().unwrap();
+        let expected = (p * 30_000.0 + c * 60_000.0) / 1e6;
+        assert!((data["total_cost"].as_f64().unwrap() - expected).abs() < 1e-9);
+    }
+    let sim = stack.sim.stats();
+    assert_eq!(sim.models[CHEAP_UPSTREAM].failed, 2);
+    assert_eq!(sim.models[PRICEY_UPSTREAM].successful, 2);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn every_endpoint_failing_is_a_502_with_the_attempts() {
+    let stack = Stack::start().await;
+    for model in [CHEAP_UPSTREAM, PRICEY_UPSTREAM] {
+        stack.sim.set_model_knobs(
+            model,
+            provider_sim::Knobs {
+                fail_rate: Some(1.0),
+                fail_status: Some(500),
+                ..Default::default()
+            },
+        );
+    }
+    let response = post_chat(&stack, &chat_body(false)).await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    assert_envelope(&body, 502, "provider_unavailable");
+    let previous: Vec<&str> = body["error"]["metadata"]["previous_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["provider"].as_str().unwrap())
+        .collect();
+    assert_eq!(previous, ["SimCheap", "SimPricey"]);
+
+    // Rate limits upstream surface as 429 with Retry-After.
+    for model in [CHEAP_UPSTREAM, PRICEY_UPSTREAM] {
+        stack.sim.set_model_knobs(
+            model,
+            provider_sim::Knobs {
+                rate_limit_after_secs: Some(7),
+                ..Default::default()
+            },
+        );
+    }
+    let response = post_chat(&stack, &chat_body(true)).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "7");
+    let body: Value = response.json().await.unwrap();
+    assert_envelope(&body, 429, "rate_limit_exceeded");
+    stack.stop().await;
+    // Nothing was generated, so nothing was billed.
+}
+
+#[tokio::test]
+async fn endpoint_stats_reach_redis_in_time_buckets_with_ttls() {
+    let stack = Stack::start().await;
+    for _ in 0..3 {
+        assert_eq!(post_chat(&stack, &chat_body(false)).await.status(), 200);
+    }
+    let client = redis::Client::open(switchyard_kit::testing::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let pattern = format!("{}:stats:*", stack.redis_prefix);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let keys: Vec<String> = loop {
+        let keys: Vec<String> = conn.keys(&pattern).await.unwrap();
+        if keys.len() >= 2 {
+            break keys;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no stats in Redis: {keys:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let endpoint = format!("{{sim-cheap:openai/gpt-4}}");
+    let five = keys.iter().find(|k| k.contains(&endpoint) && k.contains(":5s:")).expect("5s bucket");
+    let minute = keys.iter().find(|k| k.contains(&endpoint) && k.contains(":1m:")).expect("1m bucket");
+    for key in [five, minute] {
+        let ttl: i64 = conn.ttl(key).await.unwrap();
+        assert!(ttl > 0, "{key} has no TTL");
+    }
+    let ok: u64 = conn.hget(minute, "ok").await.unwrap();
+    assert!(ok >= 1);
+    let ttft_n: u64 = conn.hget(minute, "ttft_n").await.unwrap();
+    assert!(ttft_n >= 1);
+    let fields: Vec<String> = conn.hkeys(minute).await.unwrap();
+    assert!(fields.iter().any(|f| f.starts_with("ttft_b")), "{fields:?}");
+    let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn generations_are_private_to_their_account() {
+    let stack = Stack::start().await;
+    let response = post_chat(&stack, &chat_body(false)).await;
+    let id = response.headers()["x-generation-id"].to_str().unwrap().to_owned();
+    wait_for_generation(&stack, &id).await;
+    let other = stack
+        .metering
+        .ensure_key("other", switchyard_usage_metering::KeyKind::Inference, None)
+        .await
+        .unwrap()
+        .key_text;
+    let response = client()
+        .get(stack.url(&format!("/api/v1/generation?id={id}")))
+        .bearer_auth(other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_envelope(&response.json().await.unwrap(), 404, "not_found");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn models_endpoint_lists_the_catalog_in_openrouter_schema() {
+    let stack = Stack::start().await;
+    let body: Value = client()
+        .get(stack.url("/api/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let model = &body["data"][0];
+    assert_eq!(model["id"], "openai/gpt-4");
+    assert_eq!(model["context_length"], 8191);
+    assert_eq!(model["created"], 1685232000);
+    assert_eq!(model["pricing"]["prompt"], "0.00003");
+    assert_eq!(model["pricing"]["completion"], "0.00006");
+    assert_eq!(model["architecture"]["input_modalities"][0], "text");
+    assert_eq!(model["links"]["details"], "/api/v1/models/openai/gpt-4/endpoints");
+    stack.stop().await;
+}

@@ -1,0 +1,8 @@
+//! Cross-service tests: the four services on their own listeners over real
+//! gRPC, real Postgres and Redis, provider-sim upstream.
+
+mod bad_input;
+mod chat;
+mod compat;
+mod grpc;
+mod helpers;
