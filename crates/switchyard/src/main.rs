@@ -1,1 +1,59 @@
-fn main() {}
+//! `switchyard`: run everything in one process (the default), or create a
+//! key for an operator.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use switchyard::{AllInOne, ServeArgs};
+use switchyard_kit::{Shutdown, telemetry};
+
+#[derive(Parser)]
+#[command(version, about = "Switchyard: an open-source LLM router (all-in-one)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the four services in one process (the default).
+    Serve,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.serve.log_format);
+    let result = match cli.command {
+        None | Some(Command::Serve) => serve(cli.serve).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "switchyard failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let app = AllInOne::build(args).await?;
+    let base = format!("http://{}/api/v1", app.http_addr());
+    // Scripts (and the tests) read this first line to find the port.
+    println!("switchyard listening on {base} (gRPC {})", app.grpc_addr());
+    println!("development key: {}", app.dev_key);
+    if app.simulating() {
+        println!("providers without an API key are answered by the built-in simulator");
+    }
+    println!(
+        "try: curl {base}/chat/completions -H 'Authorization: Bearer {}' \
+         -H 'Content-Type: application/json' \
+         -d '{{\"model\":\"openai/gpt-4\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'",
+        app.dev_key
+    );
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    app.run(shutdown).await
+}
