@@ -14,6 +14,8 @@ use switchyard_kit::grpc::in_process;
 use switchyard_kit::telemetry::LogFormat;
 use switchyard_usage_metering::{KeyKind, Metering};
 
+pub mod health;
+
 /// The catalog seed shipped with Switchyard (`deploy/catalog.toml`).
 pub const BUILTIN_SEED: &str = include_str!("../../../deploy/catalog.toml");
 

@@ -20,6 +20,15 @@ struct Cli {
 enum Command {
     /// Run the four services in one process (the default).
     Serve,
+    /// Probe a running service and exit 0 when it is healthy: gRPC health
+    /// (`--grpc http://host:port`) or an HTTP URL (`--http http://.../readyz`).
+    /// Container health checks use this.
+    Health {
+        #[arg(long, conflicts_with = "http", required_unless_present = "http")]
+        grpc: Option<String>,
+        #[arg(long)]
+        http: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -28,6 +37,7 @@ async fn main() -> ExitCode {
     telemetry::init(cli.serve.log_format);
     let result = match cli.command {
         None | Some(Command::Serve) => serve(cli.serve).await,
+        Some(Command::Health { grpc, http }) => switchyard::health::probe(grpc, http).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,6 +15,7 @@ const DEV_KEY: &str = "sk-sy-v1-dev-key-for-the-binary-test";
 struct Running {
     child: Child,
     base: String,
+    grpc: String,
 }
 
 async fn start(data_dir: &Path) -> Running {
@@ -44,10 +45,15 @@ async fn start(data_dir: &Path) -> Running {
         .find(|w| w.starts_with("http://"))
         .expect("address in the first line")
         .to_owned();
+    let grpc = first
+        .rsplit("gRPC ")
+        .next()
+        .map(|s| s.trim_end_matches(')').to_owned())
+        .expect("gRPC address in the first line");
     let key_line = lines.next_line().await.unwrap().unwrap();
     assert_eq!(key_line, format!("development key: {DEV_KEY}"));
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Running { child, base }
+    Running { child, base, grpc }
 }
 
 async fn stop(mut running: Running) {
@@ -73,6 +79,20 @@ async fn one_command_serves_the_catalog_with_a_dev_key_and_keeps_its_data() {
     let http = reqwest::Client::new();
 
     let running = start(&data_dir).await;
+    for probe in [
+        vec!["health".to_owned(), "--http".into(), format!("{}/readyz", running.base.trim_end_matches("/api/v1"))],
+        vec!["health".to_owned(), "--grpc".into(), format!("http://{}", running.grpc)],
+    ] {
+        let status = Command::new(env!("CARGO_BIN_EXE_switchyard")).args(&probe).status().await.unwrap();
+        assert!(status.success(), "{probe:?}");
+    }
+    let dead = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["health", "--grpc", "http://127.0.0.1:1"])
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(!dead.success(), "a closed port is unhealthy");
     let models: Value = http.get(format!("{}/models", running.base)).send().await.unwrap().json().await.unwrap();
     let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&"openai/gpt-4") && ids.contains(&"openai/gpt-4-1106-preview"), "{ids:?}");
