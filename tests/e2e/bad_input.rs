@@ -28,7 +28,9 @@ async fn bad_requests_get_the_right_status_and_no_usage_record() {
     .await;
     let key = stack.key.clone();
     let valid = serde_json::to_vec(&chat_body(false)).unwrap();
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    /// (what, key, body, expected status, expected error_type)
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("malformed JSON", Some(&key), b"{\"model\": \"openai/gpt-4\", ".to_vec(), 400, "invalid_request"),
         ("missing messages", Some(&key), br#"{"model":"openai/gpt-4"}"#.to_vec(), 400, "invalid_request"),
         ("wrong type", Some(&key), br#"{"model":"openai/gpt-4","messages":"hi"}"#.to_vec(), 400, "invalid_request"),
@@ -57,7 +59,11 @@ async fn bad_requests_get_the_right_status_and_no_usage_record() {
     // A management key cannot run inference.
     let management = stack
         .metering
-        .ensure_key("admin", switchyard_usage_metering::KeyKind::Management, None)
+        .ensure_key(
+            "admin",
+            switchyard_usage_metering::KeyKind::Management,
+            None,
+        )
         .await
         .unwrap()
         .key_text;
@@ -75,7 +81,11 @@ async fn bad_requests_get_the_right_status_and_no_usage_record() {
 #[tokio::test]
 async fn unknown_routes_and_generation_errors_use_the_envelope() {
     let stack = Stack::start().await;
-    let response = client().get(stack.url("/api/v1/nope")).send().await.unwrap();
+    let response = client()
+        .get(stack.url("/api/v1/nope"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
     assert_envelope(&response.json().await.unwrap(), 404, "not_found");
     let response = client()

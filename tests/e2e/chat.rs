@@ -19,7 +19,10 @@ async fn non_streamed_completion_has_openrouter_shape_and_is_billed_once() {
     let stack = Stack::start().await;
     let response = post_chat(&stack, &chat_body(false)).await;
     assert_eq!(response.status(), 200);
-    let header_id = response.headers()["x-generation-id"].to_str().unwrap().to_owned();
+    let header_id = response.headers()["x-generation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let body: Value = response.json().await.unwrap();
 
     let id = body["id"].as_str().unwrap();
@@ -40,11 +43,20 @@ async fn non_streamed_completion_has_openrouter_shape_and_is_billed_once() {
     let usage = &body["usage"];
     let sim = stack.sim.stats();
     let truth = &sim.models[CHEAP_UPSTREAM];
-    assert_eq!(usage["prompt_tokens"], truth.prompt_tokens, "billed prompt = simulator ground truth");
+    assert_eq!(
+        usage["prompt_tokens"], truth.prompt_tokens,
+        "billed prompt = simulator ground truth"
+    );
     assert_eq!(usage["completion_tokens"], truth.completion_tokens);
-    assert_eq!(usage["total_tokens"], truth.prompt_tokens + truth.completion_tokens);
+    assert_eq!(
+        usage["total_tokens"],
+        truth.prompt_tokens + truth.completion_tokens
+    );
     let cost = usage["cost"].as_f64().unwrap();
-    assert!((cost - expected_cost(usage, 30.0, 60.0)).abs() < 1e-12, "{usage}");
+    assert!(
+        (cost - expected_cost(usage, 30.0, 60.0)).abs() < 1e-12,
+        "{usage}"
+    );
 
     let generation = wait_for_generation(&stack, id).await;
     let data = &generation["data"];
@@ -60,7 +72,11 @@ async fn non_streamed_completion_has_openrouter_shape_and_is_billed_once() {
     assert!(data["app_id"].as_i64().is_some());
     assert!((data["total_cost"].as_f64().unwrap() - cost).abs() < 1e-12);
     assert!(data["latency"].as_u64().is_some());
-    assert!(data["upstream_id"].as_str().is_some_and(|u| u.starts_with("chatcmpl-")));
+    assert!(
+        data["upstream_id"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("chatcmpl-"))
+    );
 
     // Exactly one record, even after the router shuts down and flushes.
     let db_url = stack.database_url.clone();
@@ -74,7 +90,10 @@ async fn streamed_completion_has_openrouter_sse_shape() {
     let response = post_chat(&stack, &chat_body(true)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let header_id = response.headers()["x-generation-id"].to_str().unwrap().to_owned();
+    let header_id = response.headers()["x-generation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let text = response.text().await.unwrap();
     assert!(text.starts_with(": OPENROUTER PROCESSING\n\n"), "{text}");
     let (data, _) = sse_events(&text);
@@ -94,10 +113,17 @@ async fn streamed_completion_has_openrouter_sse_shape() {
         }
     }
     assert!(content.split_whitespace().count() > 3, "{content}");
-    let finish = chunks.iter().find(|c| !c["choices"][0]["finish_reason"].is_null()).unwrap();
+    let finish = chunks
+        .iter()
+        .find(|c| !c["choices"][0]["finish_reason"].is_null())
+        .unwrap();
     assert_eq!(finish["choices"][0]["finish_reason"], "stop");
     let last = chunks.last().unwrap();
-    assert_eq!(last["choices"], serde_json::json!([]), "usage chunk has empty choices");
+    assert_eq!(
+        last["choices"],
+        serde_json::json!([]),
+        "usage chunk has empty choices"
+    );
     let usage = &last["usage"];
     assert!(usage["completion_tokens"].as_u64().unwrap() > 0);
     assert!((usage["cost"].as_f64().unwrap() - expected_cost(usage, 30.0, 60.0)).abs() < 1e-12);
@@ -127,7 +153,10 @@ async fn falls_back_to_the_next_endpoint_when_the_first_returns_500() {
             response.headers()["x-switchyard-attempts"],
             "SimCheap=500, SimPricey=200"
         );
-        let id = response.headers()["x-generation-id"].to_str().unwrap().to_owned();
+        let id = response.headers()["x-generation-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let text = response.text().await.unwrap();
         assert!(text.contains("SimPricey"));
         // Billed at the price of the endpoint that served.
@@ -211,12 +240,21 @@ async fn endpoint_stats_reach_redis_in_time_buckets_with_ttls() {
         if keys.len() >= 2 {
             break keys;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no stats in Redis: {keys:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no stats in Redis: {keys:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let endpoint = format!("{{sim-cheap:openai/gpt-4}}");
-    let five = keys.iter().find(|k| k.contains(&endpoint) && k.contains(":5s:")).expect("5s bucket");
-    let minute = keys.iter().find(|k| k.contains(&endpoint) && k.contains(":1m:")).expect("1m bucket");
+    let endpoint = "{sim-cheap:openai/gpt-4}";
+    let five = keys
+        .iter()
+        .find(|k| k.contains(endpoint) && k.contains(":5s:"))
+        .expect("5s bucket");
+    let minute = keys
+        .iter()
+        .find(|k| k.contains(endpoint) && k.contains(":1m:"))
+        .expect("1m bucket");
     for key in [five, minute] {
         let ttl: i64 = conn.ttl(key).await.unwrap();
         assert!(ttl > 0, "{key} has no TTL");
@@ -227,7 +265,11 @@ async fn endpoint_stats_reach_redis_in_time_buckets_with_ttls() {
     assert!(ttft_n >= 1);
     let fields: Vec<String> = conn.hkeys(minute).await.unwrap();
     assert!(fields.iter().any(|f| f.starts_with("ttft_b")), "{fields:?}");
-    let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     stack.stop().await;
 }
 
@@ -235,7 +277,10 @@ async fn endpoint_stats_reach_redis_in_time_buckets_with_ttls() {
 async fn generations_are_private_to_their_account() {
     let stack = Stack::start().await;
     let response = post_chat(&stack, &chat_body(false)).await;
-    let id = response.headers()["x-generation-id"].to_str().unwrap().to_owned();
+    let id = response.headers()["x-generation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     wait_for_generation(&stack, &id).await;
     let other = stack
         .metering
@@ -272,6 +317,9 @@ async fn models_endpoint_lists_the_catalog_in_openrouter_schema() {
     assert_eq!(model["pricing"]["prompt"], "0.00003");
     assert_eq!(model["pricing"]["completion"], "0.00006");
     assert_eq!(model["architecture"]["input_modalities"][0], "text");
-    assert_eq!(model["links"]["details"], "/api/v1/models/openai/gpt-4/endpoints");
+    assert_eq!(
+        model["links"]["details"],
+        "/api/v1/models/openai/gpt-4/endpoints"
+    );
     stack.stop().await;
 }

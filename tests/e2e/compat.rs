@@ -21,6 +21,9 @@ async fn official_python_sdks_work_unchanged() {
         output.status.success(),
         "SDK compatibility failed (did you `pip install -r tests/compat/requirements.txt`?)\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("openai SDK: ok") && stdout.contains("openrouter SDK: ok"), "{stdout}");
+    assert!(
+        stdout.contains("openai SDK: ok") && stdout.contains("openrouter SDK: ok"),
+        "{stdout}"
+    );
     stack.stop().await;
 }

@@ -1,10 +1,10 @@
 //! The router's public gRPC API, called with the generated client.
 
+use futures_util::StreamExt;
 use switchyard_proto::common::v1::{ChatMessage, ChatRequest};
 use switchyard_proto::router::v1::ChatCompletionRequest;
 use switchyard_proto::router::v1::router_service_client::RouterServiceClient;
 use switchyard_tests::Stack;
-use futures_util::StreamExt;
 
 fn request(key: &str) -> tonic::Request<ChatCompletionRequest> {
     let mut request = tonic::Request::new(ChatCompletionRequest {
@@ -31,10 +31,20 @@ async fn unary_and_streaming_over_grpc() {
     let mut client = RouterServiceClient::connect(format!("http://{}", stack.router_grpc))
         .await
         .unwrap();
-    let response = client.chat_completion(request(&stack.key)).await.unwrap().into_inner();
+    let response = client
+        .chat_completion(request(&stack.key))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(response.id.starts_with("gen-"));
     assert_eq!(response.provider, "SimCheap");
-    let text = response.choices[0].message.as_ref().unwrap().text.clone().unwrap();
+    let text = response.choices[0]
+        .message
+        .as_ref()
+        .unwrap()
+        .text
+        .clone()
+        .unwrap();
     assert!(!text.is_empty());
     let usage = response.usage.unwrap();
     assert!(usage.cost_nanos > 0);
@@ -53,11 +63,15 @@ async fn unary_and_streaming_over_grpc() {
         }
         last = Some(chunk);
     }
-    assert_eq!(streamed, text, "deterministic upstream, same text both ways");
+    assert_eq!(
+        streamed, text,
+        "deterministic upstream, same text both ways"
+    );
     assert!(last.unwrap().usage.is_some(), "usage on the final chunk");
 
     let mut bad = request("sk-sy-v1-nope");
-    bad.metadata_mut().insert("authorization", "Bearer nope".parse().unwrap());
+    bad.metadata_mut()
+        .insert("authorization", "Bearer nope".parse().unwrap());
     let status = client.chat_completion(bad).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
     stack.stop().await;

@@ -66,13 +66,24 @@ pub async fn wait_for_generation(stack: &Stack, id: &str) -> Value {
             return response.json().await.expect("json");
         }
         assert_eq!(response.status(), 404, "unexpected status while waiting");
-        assert!(tokio::time::Instant::now() < deadline, "generation {id} never recorded");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "generation {id} never recorded"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 pub fn assert_envelope(body: &Value, status: u16, error_type: &str) {
     assert_eq!(body["error"]["code"], status, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-    assert_eq!(body["error"]["metadata"]["error_type"], error_type, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["metadata"]["error_type"], error_type,
+        "{body}"
+    );
 }

@@ -137,9 +137,11 @@ impl Stack {
             .key_text;
         tasks.push(tokio::spawn(metering.run(shutdown.clone())));
 
-        let adapter = switchyard_provider_adapter::App::build(switchyard_provider_adapter::Config::ephemeral())
-            .await
-            .expect("provider-adapter");
+        let adapter = switchyard_provider_adapter::App::build(
+            switchyard_provider_adapter::Config::ephemeral(),
+        )
+        .await
+        .expect("provider-adapter");
         let adapter_url = format!("http://{}", adapter.grpc_addr());
         tasks.push(tokio::spawn(adapter.run(shutdown.clone())));
 
@@ -151,7 +153,9 @@ impl Stack {
         config.redis_prefix = redis_prefix.clone();
         config.max_body_bytes = options.max_body_bytes;
         let peers = switchyard_router::Peers::connect(&config).expect("peers");
-        let router = switchyard_router::App::build(config, peers).await.expect("router");
+        let router = switchyard_router::App::build(config, peers)
+            .await
+            .expect("router");
         router.ready().await.expect("catalog snapshot");
         let (http, router_grpc) = (router.http_addr(), router.grpc_addr());
         tasks.push(tokio::spawn(router.run(shutdown.clone())));

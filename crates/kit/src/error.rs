@@ -128,7 +128,11 @@ mod tests {
     #[test]
     fn kinds_survive_a_grpc_hop() {
         for kind in ALL {
-            assert_eq!(ErrorKind::from_grpc_code(kind.grpc_code()), kind, "{kind:?}");
+            assert_eq!(
+                ErrorKind::from_grpc_code(kind.grpc_code()),
+                kind,
+                "{kind:?}"
+            );
         }
     }
 

@@ -22,7 +22,8 @@ use crate::Shutdown;
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// A channel to another Switchyard service: network or in-process.
-pub type InternalChannel = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, ChannelError>;
+pub type InternalChannel =
+    BoxCloneSyncService<http::Request<Body>, http::Response<Body>, ChannelError>;
 
 /// Transport failure of an [`InternalChannel`]. A concrete type (rather than
 /// a boxed `dyn Error`) keeps futures that use the channel `Send` for spawn.

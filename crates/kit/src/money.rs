@@ -81,7 +81,11 @@ impl FromStr for Price {
         if whole.is_empty() && frac.is_empty() {
             return Err(err("no digits"));
         }
-        if !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        if !whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
+        {
             return Err(err("not a plain decimal number"));
         }
         let frac = frac.trim_end_matches('0');
@@ -163,7 +167,15 @@ mod tests {
 
     #[test]
     fn parses_and_prints_exactly() {
-        for s in ["0", "0.00003", "0.00006", "0.0000000375", "1.5", "12", "0.000000000000000001"] {
+        for s in [
+            "0",
+            "0.00003",
+            "0.00006",
+            "0.0000000375",
+            "1.5",
+            "12",
+            "0.000000000000000001",
+        ] {
             assert_eq!(p(s).to_string(), s);
         }
         assert_eq!(p("0.000030").to_string(), "0.00003");
@@ -172,7 +184,15 @@ mod tests {
 
     #[test]
     fn rejects_inexact_or_odd_input() {
-        for s in ["", "-1", "1e-5", "abc", "0.0000000000000000001", ".", "1.2.3"] {
+        for s in [
+            "",
+            "-1",
+            "1e-5",
+            "abc",
+            "0.0000000000000000001",
+            ".",
+            "1.2.3",
+        ] {
             assert!(s.parse::<Price>().is_err(), "{s}");
         }
     }

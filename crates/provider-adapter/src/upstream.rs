@@ -51,11 +51,16 @@ impl From<UpstreamFailure> for Stop {
 impl Upstream {
     /// Demo mode: a provider that needs a credential nobody configured is
     /// answered by the simulator, in the OpenAI wire format it speaks.
-    pub fn simulate_if_unconfigured(&self, request: &mut switchyard_proto::provider::v1::GenerateRequest) {
+    pub fn simulate_if_unconfigured(
+        &self,
+        request: &mut switchyard_proto::provider::v1::GenerateRequest,
+    ) {
         let (Some(simulator), Some(target)) = (&self.simulator, request.target.as_mut()) else {
             return;
         };
-        if target.credential_ref.is_empty() || self.credentials.resolve(&target.credential_ref).is_some() {
+        if target.credential_ref.is_empty()
+            || self.credentials.resolve(&target.credential_ref).is_some()
+        {
             return;
         }
         target.base_url = simulator.clone();

@@ -60,7 +60,8 @@ impl App {
             Some(url) => Stats::with_redis(url, config.redis_prefix.clone(), background.clone())?,
             None => Stats::local(),
         };
-        let (usage, usage_task) = UsageSink::start(peers.metering.clone(), &config.data_dir, background.clone())?;
+        let (usage, usage_task) =
+            UsageSink::start(peers.metering.clone(), &config.data_dir, background.clone())?;
         let engine = Engine::new(
             catalog,
             peers.adapter.clone(),
@@ -115,7 +116,12 @@ impl App {
         let http = axum::serve(self.http, router)
             .with_graceful_shutdown(async move { http_shutdown.wait().await });
         let routes = tonic::service::Routes::new(self.grpc_service.into_server());
-        let grpc = grpc::serve(self.grpc, routes, &["switchyard.router.v1.RouterService"], shutdown.clone());
+        let grpc = grpc::serve(
+            self.grpc,
+            routes,
+            &["switchyard.router.v1.RouterService"],
+            shutdown.clone(),
+        );
         let serve = async {
             let (h, g) = tokio::join!(http, grpc);
             h?;

@@ -123,7 +123,9 @@ impl KeyCache {
         let response = self
             .metering
             .clone()
-            .authenticate_key(AuthenticateKeyRequest { key: key.to_owned() })
+            .authenticate_key(AuthenticateKeyRequest {
+                key: key.to_owned(),
+            })
             .await
             .map_err(|status| {
                 tracing::warn!(%status, "usage-metering unavailable for key lookup");
@@ -149,7 +151,12 @@ impl KeyCache {
     }
 
     fn clear_refreshing(&self, digest: [u8; 32]) {
-        if let Some(entry) = self.entries.lock().expect("key cache poisoned").get_mut(&digest) {
+        if let Some(entry) = self
+            .entries
+            .lock()
+            .expect("key cache poisoned")
+            .get_mut(&digest)
+        {
             entry.refreshing = false;
         }
     }
@@ -172,8 +179,14 @@ mod tests {
 
     #[test]
     fn bearer_tokens_are_extracted() {
-        assert_eq!(bearer(&headers(&[("authorization", "Bearer sk-1")])), Some("sk-1"));
-        assert_eq!(bearer(&headers(&[("authorization", "bearer  sk-1 ")])), Some("sk-1"));
+        assert_eq!(
+            bearer(&headers(&[("authorization", "Bearer sk-1")])),
+            Some("sk-1")
+        );
+        assert_eq!(
+            bearer(&headers(&[("authorization", "bearer  sk-1 ")])),
+            Some("sk-1")
+        );
         assert_eq!(bearer(&headers(&[("authorization", "Basic abc")])), None);
         assert_eq!(bearer(&headers(&[("authorization", "Bearer ")])), None);
         assert_eq!(bearer(&headers(&[("x-api-key", "sk-2")])), Some("sk-2"));

@@ -80,7 +80,9 @@ impl RoutingTable {
         }
         let mut models = HashMap::with_capacity(snapshot.models.len());
         for model in &snapshot.models {
-            let mut endpoints = endpoints_by_model.remove(model.id.as_str()).unwrap_or_default();
+            let mut endpoints = endpoints_by_model
+                .remove(model.id.as_str())
+                .unwrap_or_default();
             endpoints.sort_by_key(|e| e.blended_price());
             models.insert(
                 model.id.clone(),
@@ -203,7 +205,11 @@ async fn follow_loop(
                             if let Some(snapshot) = msg.snapshot {
                                 let version = snapshot.version;
                                 let table = RoutingTable::build(snapshot);
-                                tracing::info!(version, models = table.models.len(), "catalog snapshot applied");
+                                tracing::info!(
+                                    version,
+                                    models = table.models.len(),
+                                    "catalog snapshot applied"
+                                );
                                 tx.send_replace(Arc::new(table));
                             }
                         }

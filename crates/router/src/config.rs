@@ -12,16 +12,32 @@ pub struct Config {
     #[arg(long, env = "SWITCHYARD_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
     /// Public gRPC API listen address.
-    #[arg(long, env = "SWITCHYARD_ROUTER_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "SWITCHYARD_ROUTER_GRPC_ADDR",
+        default_value = "127.0.0.1:50051"
+    )]
     pub grpc_addr: SocketAddr,
     /// catalog service URL.
-    #[arg(long, env = "SWITCHYARD_CATALOG_URL", default_value = "http://127.0.0.1:50054")]
+    #[arg(
+        long,
+        env = "SWITCHYARD_CATALOG_URL",
+        default_value = "http://127.0.0.1:50054"
+    )]
     pub catalog_url: String,
     /// provider-adapter service URL.
-    #[arg(long, env = "SWITCHYARD_ADAPTER_URL", default_value = "http://127.0.0.1:50052")]
+    #[arg(
+        long,
+        env = "SWITCHYARD_ADAPTER_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
     pub adapter_url: String,
     /// usage-metering service URL.
-    #[arg(long, env = "SWITCHYARD_METERING_URL", default_value = "http://127.0.0.1:50053")]
+    #[arg(
+        long,
+        env = "SWITCHYARD_METERING_URL",
+        default_value = "http://127.0.0.1:50053"
+    )]
     pub metering_url: String,
     /// Redis for shared endpoint stats; without it stats stay in-process.
     #[arg(long, env = "SWITCHYARD_REDIS_URL")]
@@ -41,7 +57,11 @@ pub struct Config {
     pub keepalive_secs: u64,
     /// Milliseconds until the first token before an attempt is abandoned
     /// and the next endpoint is tried.
-    #[arg(long, env = "SWITCHYARD_FIRST_TOKEN_TIMEOUT_MS", default_value_t = 30_000)]
+    #[arg(
+        long,
+        env = "SWITCHYARD_FIRST_TOKEN_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
     pub first_token_timeout_ms: u32,
     /// Seconds allowed for draining in-flight requests on shutdown.
     #[arg(long, env = "SWITCHYARD_DRAIN_SECS", default_value_t = 30)]

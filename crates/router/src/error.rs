@@ -45,7 +45,7 @@ pub enum ApiError {
     /// Every attempted endpoint failed; the last failure decides the status.
     #[error("{}", .last.message)]
     Upstream {
-        last: AttemptFailure,
+        last: Box<AttemptFailure>,
         attempts: Vec<AttemptFailure>,
     },
     #[error("{0}")]
@@ -115,7 +115,7 @@ pub fn upstream_error_type(kind: UpstreamErrorKind) -> &'static str {
 
 /// The HTTP-style status an attempt is recorded with.
 pub fn attempt_status(kind: UpstreamErrorKind, upstream_status: u32) -> u16 {
-    if upstream_status >= 400 && upstream_status < 600 {
+    if (400..600).contains(&upstream_status) {
         return upstream_status as u16;
     }
     match kind {
@@ -209,15 +209,21 @@ mod tests {
             provider_code: None,
         };
         let err = ApiError::Upstream {
-            last: failure.clone(),
+            last: Box::new(failure.clone()),
             attempts: vec![failure],
         };
         assert_eq!(err.status(), 429);
         assert_eq!(err.retry_after_secs(), Some(2));
         let body = err.envelope();
         assert_eq!(body["error"]["code"], 429);
-        assert_eq!(body["error"]["metadata"]["error_type"], "rate_limit_exceeded");
-        assert_eq!(body["error"]["metadata"]["previous_errors"][0]["provider"], "OpenAI");
+        assert_eq!(
+            body["error"]["metadata"]["error_type"],
+            "rate_limit_exceeded"
+        );
+        assert_eq!(
+            body["error"]["metadata"]["previous_errors"][0]["provider"],
+            "OpenAI"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use switchyard_kit::error::to_status;
 use switchyard_kit::grpc::MAX_MESSAGE_BYTES;
-use switchyard_proto::common::v1::{ChatMessage, ToolCall, TokenUsage};
+use switchyard_proto::common::v1::{ChatMessage, TokenUsage, ToolCall};
 use switchyard_proto::router::v1 as pb;
 use switchyard_proto::router::v1::router_service_server::{RouterService, RouterServiceServer};
 use tokio_stream::Stream;
@@ -35,13 +35,20 @@ impl RouterGrpc {
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
-    async fn start(&self, request: Request<pb::ChatCompletionRequest>, stream: bool) -> Result<Committed, ApiError> {
+    async fn start(
+        &self,
+        request: Request<pb::ChatCompletionRequest>,
+        stream: bool,
+    ) -> Result<Committed, ApiError> {
         let received_at = Instant::now();
         let key = request
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .map(str::to_owned);
         let caller = self.keys.authenticate(key.as_deref()).await?;
@@ -56,9 +63,13 @@ impl RouterGrpc {
         if models.is_empty() {
             return Err(ApiError::BadRequest("model is required".into()));
         }
-        let chat = body.request.ok_or_else(|| ApiError::BadRequest("request is required".into()))?;
+        let chat = body
+            .request
+            .ok_or_else(|| ApiError::BadRequest("request is required".into()))?;
         if chat.messages.is_empty() {
-            return Err(ApiError::BadRequest("messages must contain at least one message".into()));
+            return Err(ApiError::BadRequest(
+                "messages must contain at least one message".into(),
+            ));
         }
         let created = ids::unix_now();
         let job = Job {
@@ -111,7 +122,10 @@ impl RouterService for RouterGrpc {
                         message.text.get_or_insert_with(String::new).push_str(&c);
                     }
                     if let Some(r) = d.reasoning {
-                        message.reasoning.get_or_insert_with(String::new).push_str(&r);
+                        message
+                            .reasoning
+                            .get_or_insert_with(String::new)
+                            .push_str(&r);
                     }
                     for t in d.tool_calls {
                         let i = t.index as usize;
@@ -126,7 +140,8 @@ impl RouterService for RouterGrpc {
                             call.id = id;
                         }
                         call.name.push_str(t.name.as_deref().unwrap_or(""));
-                        call.arguments.push_str(t.arguments.as_deref().unwrap_or(""));
+                        call.arguments
+                            .push_str(t.arguments.as_deref().unwrap_or(""));
                     }
                 }
                 Event::Finish { reason, native: n } => (finish, native) = (reason, n),
@@ -190,7 +205,9 @@ impl RouterService for RouterGrpc {
                     chunk.finish_reason = Some(reason);
                     chunk.native_finish_reason = Some(native);
                 }
-                Event::Error { status, message, .. } => {
+                Event::Error {
+                    status, message, ..
+                } => {
                     chunk.finish_reason = Some("error".into());
                     chunk.error_code = Some(status as u32);
                     chunk.error_message = Some(message);

@@ -147,7 +147,11 @@ impl Stats {
         let window = health.entry(endpoint_id.to_owned()).or_default();
         let slot = &mut window.buckets[(epoch as usize) % WINDOW_BUCKETS];
         if slot.epoch != epoch {
-            *slot = WindowBucket { epoch, ok: 0, failed: 0 };
+            *slot = WindowBucket {
+                epoch,
+                ok: 0,
+                failed: 0,
+            };
         }
         if failed {
             slot.failed += 1;
@@ -239,8 +243,14 @@ async fn flush(
     let mut pipe = redis::pipe();
     for (endpoint, agg) in batch {
         for (key, ttl) in [
-            (format!("{prefix}:stats:{{{endpoint}}}:5s:{}", now / 5), TTL_5S),
-            (format!("{prefix}:stats:{{{endpoint}}}:1m:{}", now / 60), TTL_1M),
+            (
+                format!("{prefix}:stats:{{{endpoint}}}:5s:{}", now / 5),
+                TTL_5S,
+            ),
+            (
+                format!("{prefix}:stats:{{{endpoint}}}:1m:{}", now / 60),
+                TTL_1M,
+            ),
         ] {
             for (field, value) in fields(agg) {
                 pipe.hincr(&key, field, value).ignore();
@@ -270,8 +280,16 @@ fn fields(agg: &Agg) -> Vec<(String, u64)> {
     .filter(|(_, v)| *v > 0)
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    out.extend(agg.ttft_buckets.iter().map(|(b, n)| (format!("ttft_b{b}"), *n)));
-    out.extend(agg.tps_buckets.iter().map(|(b, n)| (format!("tps_b{b}"), *n)));
+    out.extend(
+        agg.ttft_buckets
+            .iter()
+            .map(|(b, n)| (format!("ttft_b{b}"), *n)),
+    );
+    out.extend(
+        agg.tps_buckets
+            .iter()
+            .map(|(b, n)| (format!("tps_b{b}"), *n)),
+    );
     out
 }
 
@@ -296,10 +314,16 @@ mod tests {
         let t = 1_000_000;
         stats.record_health("a", true, t);
         stats.record_health("a", true, t);
-        assert!(!stats.degraded_at("a", t), "two failures are not an outage yet");
+        assert!(
+            !stats.degraded_at("a", t),
+            "two failures are not an outage yet"
+        );
         stats.record_health("a", true, t);
         assert!(stats.degraded_at("a", t));
-        assert!(!stats.degraded_at("a", t + 31), "outages older than 30 s are forgotten");
+        assert!(
+            !stats.degraded_at("a", t + 31),
+            "outages older than 30 s are forgotten"
+        );
         // A success breaks the streak, but a 50% failure rate still counts.
         stats.record_health("a", false, t);
         assert!(stats.degraded_at("a", t));

@@ -69,7 +69,12 @@ impl UsageSink {
     }
 }
 
-async fn run(client: Client, mut rx: mpsc::Receiver<UsageEvent>, spool: Arc<Spool>, shutdown: Shutdown) {
+async fn run(
+    client: Client,
+    mut rx: mpsc::Receiver<UsageEvent>,
+    spool: Arc<Spool>,
+    shutdown: Shutdown,
+) {
     let mut replay = tokio::time::interval(REPLAY_EVERY);
     replay.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -135,7 +140,9 @@ async fn deliver(client: &Client, events: Vec<UsageEvent>, spool: &Spool) {
 /// false when metering became unreachable before every event was settled.
 async fn settle_rejected(client: &Client, request: &RecordUsageRequest, spool: &Spool) -> bool {
     for event in &request.events {
-        let single = RecordUsageRequest { events: vec![event.clone()] };
+        let single = RecordUsageRequest {
+            events: vec![event.clone()],
+        };
         match send(client, single.clone()).await {
             Ok(()) => {}
             Err(SendError::Rejected(status)) => {
@@ -166,9 +173,13 @@ async fn send(client: &Client, request: RecordUsageRequest) -> Result<(), SendEr
     let mut client = client.clone();
     let call = client.record_usage(request);
     match tokio::time::timeout(SEND_TIMEOUT, call).await {
-        Err(_) => Err(SendError::Unreachable(anyhow::anyhow!("RecordUsage timed out"))),
+        Err(_) => Err(SendError::Unreachable(anyhow::anyhow!(
+            "RecordUsage timed out"
+        ))),
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => Err(SendError::Rejected(status)),
+        Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
+            Err(SendError::Rejected(status))
+        }
         Ok(Err(status)) => Err(SendError::Unreachable(status.into())),
     }
 }
@@ -282,7 +293,10 @@ fn encode_frame(request: &RecordUsageRequest) -> Vec<u8> {
 }
 
 fn append_frame(path: &Path, frame: &[u8]) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     file.write_all(frame)?;
     file.sync_data()?;
     Ok(())
@@ -301,7 +315,9 @@ fn read_frames(path: &Path) -> anyhow::Result<Vec<RecordUsageRequest>> {
     let mut rest = bytes.as_slice();
     while rest.len() >= 8 {
         let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-        let Some(body) = rest.get(8..8 + len) else { break };
+        let Some(body) = rest.get(8..8 + len) else {
+            break;
+        };
         if Sha256::digest(body)[..4] != rest[4..8] {
             tracing::warn!("usage spool: torn or corrupt frame ignored");
             break;
@@ -329,14 +345,21 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("p.spool");
         for id in ["gen-1", "gen-2"] {
-            let req = RecordUsageRequest { events: vec![event(id)] };
+            let req = RecordUsageRequest {
+                events: vec![event(id)],
+            };
             append_frame(&path, &encode_frame(&req)).unwrap();
         }
         // A crash mid-write leaves half a frame behind.
-        let torn = encode_frame(&RecordUsageRequest { events: vec![event("gen-3")] });
+        let torn = encode_frame(&RecordUsageRequest {
+            events: vec![event("gen-3")],
+        });
         append_frame(&path, &torn[..torn.len() - 3]).unwrap();
         let frames = read_frames(&path).unwrap();
-        let ids: Vec<_> = frames.iter().map(|f| f.events[0].generation_id.as_str()).collect();
+        let ids: Vec<_> = frames
+            .iter()
+            .map(|f| f.events[0].generation_id.as_str())
+            .collect();
         assert_eq!(ids, ["gen-1", "gen-2"]);
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -27,7 +27,9 @@ async fn grpc_probe(url: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("connecting to {url}"))?;
     let response = HealthClient::new(channel)
-        .check(HealthCheckRequest { service: String::new() })
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
         .await
         .context("health check")?;
     match response.into_inner().status() {
@@ -49,11 +51,16 @@ async fn http_probe(url: &str) -> anyhow::Result<()> {
     let mut stream = stream;
     stream.write_all(request.as_bytes()).await?;
     let mut head = vec![0u8; 64];
-    let n = tokio::time::timeout(TIMEOUT, stream.read(&mut head)).await.context("read timed out")??;
+    let n = tokio::time::timeout(TIMEOUT, stream.read(&mut head))
+        .await
+        .context("read timed out")??;
     let status_line = String::from_utf8_lossy(&head[..n]);
     if status_line.starts_with("HTTP/1.1 200") || status_line.starts_with("HTTP/1.0 200") {
         Ok(())
     } else {
-        bail!("{url} answered {}", status_line.lines().next().unwrap_or(""))
+        bail!(
+            "{url} answered {}",
+            status_line.lines().next().unwrap_or("")
+        )
     }
 }

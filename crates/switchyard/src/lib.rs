@@ -25,7 +25,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHYARD_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
     /// Public gRPC API listen address.
-    #[arg(long, env = "SWITCHYARD_ROUTER_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "SWITCHYARD_ROUTER_GRPC_ADDR",
+        default_value = "127.0.0.1:50051"
+    )]
     pub grpc_addr: SocketAddr,
     /// Directory for embedded storage, the usage spool and the dev key.
     #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = "./switchyard-data")]
@@ -139,7 +143,9 @@ impl AllInOne {
     /// Serves until `shutdown`, then drains.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let sim_shutdown = Shutdown::new();
-        let sim = self.sim.map(|sim| tokio::spawn(sim.run(sim_shutdown.clone())));
+        let sim = self
+            .sim
+            .map(|sim| tokio::spawn(sim.run(sim_shutdown.clone())));
         let catalog = self.catalog.clone();
         let closing = shutdown.clone();
         tokio::spawn(async move {
@@ -158,19 +164,29 @@ impl AllInOne {
 
 /// The configured dev key, else the one kept in the data directory, else a
 /// new one (written there, readable by the owner only).
-async fn ensure_dev_key(metering: &Metering, configured: Option<&str>, data_dir: &Path) -> anyhow::Result<String> {
+async fn ensure_dev_key(
+    metering: &Metering,
+    configured: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<String> {
     let path = data_dir.join("dev-key");
     let existing = match configured {
         Some(key) => Some(key.trim().to_owned()),
-        None => std::fs::read_to_string(&path).ok().map(|k| k.trim().to_owned()),
+        None => std::fs::read_to_string(&path)
+            .ok()
+            .map(|k| k.trim().to_owned()),
     };
     match existing.filter(|k| !k.is_empty()) {
         Some(key) => {
-            metering.ensure_key("development", KeyKind::Inference, Some(&key)).await?;
+            metering
+                .ensure_key("development", KeyKind::Inference, Some(&key))
+                .await?;
             Ok(key)
         }
         None => {
-            let created = metering.ensure_key("development", KeyKind::Inference, None).await?;
+            let created = metering
+                .ensure_key("development", KeyKind::Inference, None)
+                .await?;
             write_private(&path, &created.key_text)?;
             Ok(created.key_text)
         }

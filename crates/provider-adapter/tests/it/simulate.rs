@@ -3,26 +3,30 @@
 
 use std::collections::HashMap;
 
+use crate::{TestApp, collect};
 use switchyard_kit::Shutdown;
 use switchyard_proto::provider::v1::generate_response::Event;
 use switchyard_proto::provider::v1::provider_adapter_service_client::ProviderAdapterServiceClient;
 use switchyard_proto::provider::v1::{UpstreamErrorKind, WireFormat};
 use switchyard_provider_adapter::{App, Config};
-use crate::{TestApp, collect};
 
 #[tokio::test]
 async fn unconfigured_providers_go_to_the_simulator() {
     let shutdown = Shutdown::new();
-    let sim = provider_sim::App::build(provider_sim::Config::ephemeral()).await.unwrap();
+    let sim = provider_sim::App::build(provider_sim::Config::ephemeral())
+        .await
+        .unwrap();
     let sim_url = format!("http://{}/v1", sim.addr());
     let sim_state = sim.state();
     tokio::spawn(sim.run(shutdown.clone()));
     let mut config = Config::ephemeral();
     config.simulate_without_credentials = Some(sim_url.clone());
     // A configured credential for a provider nobody listens for.
-    config.credentials = HashMap::from([("CONFIGURED_KEY".to_owned(), "sk-real".to_owned().into())]);
+    config.credentials =
+        HashMap::from([("CONFIGURED_KEY".to_owned(), "sk-real".to_owned().into())]);
     let adapter = App::build(config).await.unwrap();
-    let channel = switchyard_kit::grpc::connect_lazy(&format!("http://{}", adapter.grpc_addr())).unwrap();
+    let channel =
+        switchyard_kit::grpc::connect_lazy(&format!("http://{}", adapter.grpc_addr())).unwrap();
     tokio::spawn(adapter.run(shutdown.clone()));
     let client = ProviderAdapterServiceClient::new(channel);
 
@@ -34,7 +38,10 @@ async fn unconfigured_providers_go_to_the_simulator() {
     target.base_url = "https://api.anthropic.invalid/v1".into();
     target.credential_ref = "UNSET_PROVIDER_KEY_FOR_TEST".into();
     let events = collect(client.clone().generate(request).await.unwrap().into_inner()).await;
-    assert!(events.iter().any(|e| matches!(e, Event::Finish(_))), "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Finish(_))),
+        "{events:?}"
+    );
     assert_eq!(sim_state.stats().models["claude-3-5-sonnet"].successful, 1);
 
     // A provider whose key is configured is called for real (and here fails

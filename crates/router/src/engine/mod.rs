@@ -60,7 +60,10 @@ pub struct Job {
 #[derive(Debug)]
 pub enum Event {
     Delta(Delta),
-    Finish { reason: String, native: String },
+    Finish {
+        reason: String,
+        native: String,
+    },
     /// The last event: tokens and cost (also after an in-band error).
     Done(Summary),
     /// A failure after the stream was committed (in-band error).
@@ -147,7 +150,9 @@ impl Engine {
     pub async fn start(&self, job: Job) -> Result<Committed, ApiError> {
         let table = self.inner.catalog.current();
         if !self.inner.catalog.is_ready() {
-            return Err(ApiError::Unavailable("The model catalog is still loading".into()));
+            return Err(ApiError::Unavailable(
+                "The model catalog is still loading".into(),
+            ));
         }
         let mut plan: Vec<Arc<EndpointRoute>> = Vec::new();
         let mut known_model = false;
@@ -204,7 +209,7 @@ impl Engine {
         }
         let last = failures.last().cloned().expect("at least one attempt ran");
         Err(ApiError::Upstream {
-            last,
+            last: Box::new(last),
             attempts: failures,
         })
     }
@@ -222,7 +227,8 @@ impl Engine {
             }
         };
         let dispatched_at = Instant::now();
-        let deadline = tokio::time::Instant::from_std(dispatched_at + self.inner.first_token_timeout);
+        let deadline =
+            tokio::time::Instant::from_std(dispatched_at + self.inner.first_token_timeout);
         let request = GenerateRequest {
             target: Some(endpoint.target.clone()),
             request: Some(job.request.clone()),
@@ -247,7 +253,13 @@ impl Engine {
                 ));
             }
             Err(_) => {
-                return Err(fail(UpstreamErrorKind::Timeout, 0, "Timed out waiting for the provider".into(), None, None));
+                return Err(fail(
+                    UpstreamErrorKind::Timeout,
+                    0,
+                    "Timed out waiting for the provider".into(),
+                    None,
+                    None,
+                ));
             }
         };
         let mut buffered = Vec::new();
@@ -256,14 +268,26 @@ impl Engine {
             let next = match tokio::time::timeout_at(deadline, stream.next()).await {
                 Ok(next) => next,
                 Err(_) => {
-                    return Err(fail(UpstreamErrorKind::Timeout, 0, "Timed out waiting for the first token".into(), None, None));
+                    return Err(fail(
+                        UpstreamErrorKind::Timeout,
+                        0,
+                        "Timed out waiting for the first token".into(),
+                        None,
+                        None,
+                    ));
                 }
             };
             let event = match next {
                 Some(Ok(msg)) => msg.event,
                 Some(Err(status)) => {
                     tracing::warn!(%status, "provider-adapter stream failed");
-                    return Err(fail(UpstreamErrorKind::BadResponse, 0, "Provider stream failed".into(), None, None));
+                    return Err(fail(
+                        UpstreamErrorKind::BadResponse,
+                        0,
+                        "Provider stream failed".into(),
+                        None,
+                        None,
+                    ));
                 }
                 None => {
                     return Err(fail(
@@ -278,8 +302,15 @@ impl Engine {
             match event {
                 Some(Upstream::Started(started)) => upstream_id = started.upstream_id,
                 Some(Upstream::Error(e)) => {
-                    let kind = UpstreamErrorKind::try_from(e.kind).unwrap_or(UpstreamErrorKind::Unspecified);
-                    return Err(fail(kind, e.upstream_status, e.message, e.retry_after_ms, e.provider_code));
+                    let kind = UpstreamErrorKind::try_from(e.kind)
+                        .unwrap_or(UpstreamErrorKind::Unspecified);
+                    return Err(fail(
+                        kind,
+                        e.upstream_status,
+                        e.message,
+                        e.retry_after_ms,
+                        e.provider_code,
+                    ));
                 }
                 Some(Upstream::Delta(d)) => {
                     let commits = d.content.as_deref().is_some_and(|c| !c.is_empty())

@@ -78,7 +78,9 @@ mod tests {
         let eps = vec![ep("a", "0.000001"), ep("c", "0.000003")];
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let n = 20_000;
-        let a = (0..n).filter(|_| weighted_pick(&eps, &mut rng) == 0).count();
+        let a = (0..n)
+            .filter(|_| weighted_pick(&eps, &mut rng) == 0)
+            .count();
         let ratio = a as f64 / (n - a) as f64;
         assert!((7.5..10.5).contains(&ratio), "ratio {ratio}");
     }
@@ -89,11 +91,19 @@ mod tests {
         for _ in 0..3 {
             stats.record("a", Outcome::Failure, None, None);
         }
-        let eps = vec![ep("a", "0.000001"), ep("b", "0.000002"), ep("c", "0.000003"), ep("d", "0.000004")];
+        let eps = vec![
+            ep("a", "0.000001"),
+            ep("b", "0.000002"),
+            ep("c", "0.000003"),
+            ep("d", "0.000004"),
+        ];
         for _ in 0..50 {
             let ordered = order(&eps, &stats);
             assert_eq!(ordered.len(), MAX_ENDPOINTS_PER_MODEL);
-            assert!(ordered.iter().all(|e| e.id != "a"), "degraded endpoint dropped behind 3 healthy ones");
+            assert!(
+                ordered.iter().all(|e| e.id != "a"),
+                "degraded endpoint dropped behind 3 healthy ones"
+            );
         }
         let two = order(&eps[..2], &stats);
         assert_eq!(two.last().unwrap().id, "a");

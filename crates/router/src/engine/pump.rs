@@ -9,8 +9,8 @@ use std::time::Instant;
 use switchyard_kit::money::atto_to_nanos;
 use switchyard_proto::common::v1::{ChatRequest, FinishReason, TokenUsage, content_part};
 use switchyard_proto::metering::v1::{ProviderAttempt, UsageEvent};
-use switchyard_proto::provider::v1::generate_response::Event as Upstream;
 use switchyard_proto::provider::v1::UpstreamErrorKind;
+use switchyard_proto::provider::v1::generate_response::Event as Upstream;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
@@ -48,7 +48,10 @@ impl Tally {
                     + d.reasoning.as_deref().map_or(0, str::len)
                     + d.tool_calls
                         .iter()
-                        .map(|t| t.arguments.as_deref().map_or(0, str::len) + t.name.as_deref().map_or(0, str::len))
+                        .map(|t| {
+                            t.arguments.as_deref().map_or(0, str::len)
+                                + t.name.as_deref().map_or(0, str::len)
+                        })
                         .sum::<usize>();
                 if chars > 0 && self.first_token_at.is_none() {
                     self.first_token_at = Some(Instant::now());
@@ -61,8 +64,9 @@ impl Tally {
             }
             Upstream::Usage(u) => self.usage = Some(*u),
             Upstream::Error(e) => {
-                self.failure =
-                    Some(UpstreamErrorKind::try_from(e.kind).unwrap_or(UpstreamErrorKind::BadResponse))
+                self.failure = Some(
+                    UpstreamErrorKind::try_from(e.kind).unwrap_or(UpstreamErrorKind::BadResponse),
+                )
             }
             Upstream::Started(_) => {}
         }
@@ -82,9 +86,31 @@ struct Books {
 }
 
 pub(super) async fn run(p: Pump) {
-    let Pump { job, endpoint, opened, attempts, tx, stats, usage } = p;
-    let Opened { mut stream, buffered, dispatched_at, upstream_id } = opened;
-    let books = Books { job, endpoint, dispatched_at, upstream_id, attempts, tx, stats, usage };
+    let Pump {
+        job,
+        endpoint,
+        opened,
+        attempts,
+        tx,
+        stats,
+        usage,
+    } = p;
+    let Opened {
+        mut stream,
+        buffered,
+        dispatched_at,
+        upstream_id,
+    } = opened;
+    let books = Books {
+        job,
+        endpoint,
+        dispatched_at,
+        upstream_id,
+        attempts,
+        tx,
+        stats,
+        usage,
+    };
     let mut tally = Tally::default();
     for event in buffered {
         tally.observe(&event);
@@ -111,7 +137,10 @@ pub(super) async fn run(p: Pump) {
                 tally.failure = Some(UpstreamErrorKind::BadResponse);
                 let _ = books
                     .tx
-                    .send(in_band_error(UpstreamErrorKind::BadResponse, "Provider stream failed"))
+                    .send(in_band_error(
+                        UpstreamErrorKind::BadResponse,
+                        "Provider stream failed",
+                    ))
                     .await;
             }
             None => break,
@@ -125,7 +154,10 @@ pub(super) async fn run(p: Pump) {
         tally.failure = Some(UpstreamErrorKind::BadResponse);
         let _ = books
             .tx
-            .send(in_band_error(UpstreamErrorKind::BadResponse, "Provider ended the stream early"))
+            .send(in_band_error(
+                UpstreamErrorKind::BadResponse,
+                "Provider ended the stream early",
+            ))
             .await;
     }
     settle(books, tally, ended_at).await;
@@ -136,11 +168,15 @@ async fn forward(tx: &mpsc::Sender<Event>, event: Upstream) -> bool {
     let out = match event {
         Upstream::Delta(d) => Event::Delta(d),
         Upstream::Finish(f) => Event::Finish {
-            reason: finish_name(FinishReason::try_from(f.reason).unwrap_or(FinishReason::Unspecified)).to_owned(),
+            reason: finish_name(
+                FinishReason::try_from(f.reason).unwrap_or(FinishReason::Unspecified),
+            )
+            .to_owned(),
             native: f.native_reason,
         },
         Upstream::Error(e) => {
-            let kind = UpstreamErrorKind::try_from(e.kind).unwrap_or(UpstreamErrorKind::BadResponse);
+            let kind =
+                UpstreamErrorKind::try_from(e.kind).unwrap_or(UpstreamErrorKind::BadResponse);
             in_band_error(kind, &e.message)
         }
         Upstream::Usage(_) | Upstream::Started(_) => return !tx.is_closed(),
@@ -188,7 +224,16 @@ pub fn estimate_prompt_tokens(request: &ChatRequest) -> u64 {
 }
 
 async fn settle(books: Books, tally: Tally, ended_at: Instant) {
-    let Books { job, endpoint, dispatched_at, upstream_id, attempts, tx, stats, usage } = books;
+    let Books {
+        job,
+        endpoint,
+        dispatched_at,
+        upstream_id,
+        attempts,
+        tx,
+        stats,
+        usage,
+    } = books;
     let tokens = tally.usage.unwrap_or_else(|| TokenUsage {
         prompt_tokens: estimate_prompt_tokens(&job.request),
         completion_tokens: tally.completion_chars.div_ceil(4) as u64,
@@ -206,7 +251,9 @@ async fn settle(books: Books, tally: Tally, ended_at: Instant) {
     } else {
         (
             endpoint.prompt_price.cost_atto(tokens.prompt_tokens),
-            endpoint.completion_price.cost_atto(tokens.completion_tokens),
+            endpoint
+                .completion_price
+                .cost_atto(tokens.completion_tokens),
             endpoint.request_price.atto(),
         )
     };
@@ -224,7 +271,9 @@ async fn settle(books: Books, tally: Tally, ended_at: Instant) {
     }
     drop(tx);
 
-    let ttft = tally.first_token_at.map(|t| t.duration_since(dispatched_at));
+    let ttft = tally
+        .first_token_at
+        .map(|t| t.duration_since(dispatched_at));
     let generation_time = ended_at.duration_since(dispatched_at);
     let streaming_secs = tally
         .first_token_at

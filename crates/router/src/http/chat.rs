@@ -28,7 +28,10 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, request: Reque
 async fn handle(state: Arc<AppState>, request: Request) -> Result<Response, ApiError> {
     let received_at = Instant::now();
     let (parts, body) = request.into_parts();
-    let caller = state.keys.authenticate(auth::bearer(&parts.headers)).await?;
+    let caller = state
+        .keys
+        .authenticate(auth::bearer(&parts.headers))
+        .await?;
     let bytes = read_body(&parts.headers, body, state.max_body_bytes).await?;
     let parsed = request::parse_chat(&bytes)?;
     let created = ids::unix_now();
@@ -51,7 +54,11 @@ async fn handle(state: Arc<AppState>, request: Request) -> Result<Response, ApiE
 }
 
 /// Reads the body up to `limit` bytes; more is a 413.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -73,7 +80,11 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|v| v.chars().take(512).collect())
 }
 
-pub fn attribution(headers: &HeaderMap, caller: auth::Caller, body_session: Option<String>) -> Attribution {
+pub fn attribution(
+    headers: &HeaderMap,
+    caller: auth::Caller,
+    body_session: Option<String>,
+) -> Attribution {
     Attribution {
         key_hash: caller.key_hash,
         account_id: caller.account_id,
@@ -91,7 +102,10 @@ pub fn completion_headers(committed: &Committed) -> Vec<(&'static str, String)> 
     vec![
         ("x-generation-id", committed.generation_id.clone()),
         ("x-switchyard-provider", committed.provider_name.clone()),
-        ("x-switchyard-attempts", attempts_header(&committed.attempts)),
+        (
+            "x-switchyard-attempts",
+            attempts_header(&committed.attempts),
+        ),
     ]
 }
 
@@ -139,9 +153,15 @@ async fn json_completion(mut committed: Committed) -> Response {
                 }
             }
             Event::Finish { reason, native } => finish = (reason, native),
-            Event::Error { status, error_type, message } => {
+            Event::Error {
+                status,
+                error_type,
+                message,
+            } => {
                 finish = ("error".into(), finish.1);
-                error = Some(json!({"code": status, "message": message, "metadata": {"error_type": error_type}}));
+                error = Some(
+                    json!({"code": status, "message": message, "metadata": {"error_type": error_type}}),
+                );
             }
             Event::Done(s) => summary = Some(s),
         }
@@ -191,7 +211,11 @@ async fn json_completion(mut committed: Committed) -> Response {
 }
 
 pub fn none_if_empty(s: &str) -> Value {
-    if s.is_empty() { Value::Null } else { Value::String(s.to_owned()) }
+    if s.is_empty() {
+        Value::Null
+    } else {
+        Value::String(s.to_owned())
+    }
 }
 
 /// The `usage` object of responses and the final stream chunk.

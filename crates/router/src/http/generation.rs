@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 use switchyard_kit::money::nanos_to_usd;
-use switchyard_proto::metering::v1::{GetGenerationRequest, Generation};
+use switchyard_proto::metering::v1::{Generation, GetGenerationRequest};
 
 use super::AppState;
 use crate::auth;
@@ -32,7 +32,11 @@ pub async fn get_generation(
     }
 }
 
-async fn lookup(state: &AppState, headers: &HeaderMap, query: GenerationQuery) -> Result<Value, ApiError> {
+async fn lookup(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: GenerationQuery,
+) -> Result<Value, ApiError> {
     let caller = state.keys.authenticate(auth::bearer(headers)).await?;
     let id = query
         .id
@@ -133,8 +137,14 @@ fn origin_of(referer: &str) -> String {
 mod tests {
     #[test]
     fn origins_of_referers() {
-        assert_eq!(super::origin_of("https://app.example:8443/chat?x=1"), "https://app.example:8443");
-        assert_eq!(super::origin_of("https://app.example"), "https://app.example");
+        assert_eq!(
+            super::origin_of("https://app.example:8443/chat?x=1"),
+            "https://app.example:8443"
+        );
+        assert_eq!(
+            super::origin_of("https://app.example"),
+            "https://app.example"
+        );
         assert_eq!(super::origin_of("not a url"), "");
     }
 }

@@ -20,7 +20,10 @@ pub struct ModelsQuery {
     q: Option<String>,
 }
 
-pub async fn list_models(State(state): State<Arc<AppState>>, Query(query): Query<ModelsQuery>) -> Response {
+pub async fn list_models(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<ModelsQuery>,
+) -> Response {
     let table = state.engine.catalog().current();
     let body = if query.supported_parameters.is_none() && query.q.is_none() {
         table.models_json.clone()
@@ -61,7 +64,12 @@ pub async fn list_models(State(state): State<Arc<AppState>>, Query(query): Query
 /// The `/models` body for these models, newest first.
 pub fn render_models(models: &HashMap<String, Arc<ModelEntry>>) -> Bytes {
     let mut entries: Vec<&Arc<ModelEntry>> = models.values().collect();
-    entries.sort_by(|a, b| b.model.created.cmp(&a.model.created).then(a.model.id.cmp(&b.model.id)));
+    entries.sort_by(|a, b| {
+        b.model
+            .created
+            .cmp(&a.model.created)
+            .then(a.model.id.cmp(&b.model.id))
+    });
     let data: Vec<Value> = entries.iter().map(|e| model_json(e)).collect();
     let body = json!({ "data": data, "total_count": data.len(), "links": { "next": null } });
     Bytes::from(body.to_string())
@@ -83,7 +91,10 @@ fn price_json(endpoint: Option<&EndpointRoute>) -> Value {
         ("input_cache_write", &p.input_cache_write),
         ("internal_reasoning", &p.internal_reasoning),
     ] {
-        if let Some(v) = value.as_deref().and_then(|v| v.parse::<switchyard_kit::Price>().ok()) {
+        if let Some(v) = value
+            .as_deref()
+            .and_then(|v| v.parse::<switchyard_kit::Price>().ok())
+        {
             pricing[name] = v.to_string().into();
         }
     }

@@ -218,7 +218,10 @@ impl ChatBody {
 
 /// Folds `reasoning_effort` into `reasoning.effort`; both given and
 /// different is an error, as OpenRouter documents.
-fn merge_reasoning(reasoning: Option<Value>, effort: Option<String>) -> Result<Option<Value>, ApiError> {
+fn merge_reasoning(
+    reasoning: Option<Value>,
+    effort: Option<String>,
+) -> Result<Option<Value>, ApiError> {
     let Some(effort) = effort else {
         return Ok(reasoning);
     };
@@ -242,11 +245,15 @@ impl MessageIn {
         match self.role.as_str() {
             "system" | "developer" | "user" | "assistant" | "tool" => {}
             other => {
-                return Err(bad(format!("messages[{index}].role {other:?} is not a valid role")));
+                return Err(bad(format!(
+                    "messages[{index}].role {other:?} is not a valid role"
+                )));
             }
         }
         if self.role == "tool" && self.tool_call_id.is_none() {
-            return Err(bad(format!("messages[{index}] (role tool) requires tool_call_id")));
+            return Err(bad(format!(
+                "messages[{index}] (role tool) requires tool_call_id"
+            )));
         }
         let (text, parts) = match self.content {
             None => (None, Vec::new()),
@@ -355,7 +362,8 @@ mod tests {
 
     #[test]
     fn minimal_request() {
-        let p = parse(r#"{"model":"openai/gpt-4","messages":[{"role":"user","content":"hi"}]}"#).unwrap();
+        let p = parse(r#"{"model":"openai/gpt-4","messages":[{"role":"user","content":"hi"}]}"#)
+            .unwrap();
         assert_eq!(p.models, ["openai/gpt-4"]);
         assert!(!p.stream);
         assert_eq!(p.request.messages[0].text.as_deref(), Some("hi"));
@@ -370,7 +378,10 @@ mod tests {
         .unwrap();
         assert_eq!(p.models, ["a/b", "c/d"]);
         assert_eq!(p.request.max_tokens, Some(7));
-        assert_eq!(p.request.reasoning_json.as_deref(), Some(r#"{"effort":"low"}"#));
+        assert_eq!(
+            p.request.reasoning_json.as_deref(),
+            Some(r#"{"effort":"low"}"#)
+        );
         assert!(p.stream);
     }
 
@@ -393,7 +404,10 @@ mod tests {
         .unwrap();
         assert_eq!(p.request.messages[0].parts.len(), 3);
         assert_eq!(p.request.messages[1].tool_calls[0].name, "f");
-        assert_eq!(p.request.tools[0].parameters_json.as_deref(), Some(r#"{"type":"object"}"#));
+        assert_eq!(
+            p.request.tools[0].parameters_json.as_deref(),
+            Some(r#"{"type":"object"}"#)
+        );
         assert_eq!(p.request.tool_choice_json.as_deref(), Some(r#""auto""#));
         assert_eq!(p.request.stop, ["END"]);
     }
@@ -404,12 +418,27 @@ mod tests {
             ("{", "Malformed JSON"),
             (r#"{"model":"a/b"}"#, "messages is required"),
             (r#"{"model":"a/b","messages":[]}"#, "at least one"),
-            (r#"{"messages":[{"role":"user","content":"x"}]}"#, "model is required"),
-            (r#"{"model":"a/b","messages":[{"role":"wizard","content":"x"}]}"#, "not a valid role"),
-            (r#"{"model":"a/b","messages":[{"role":"user","content":"x"}],"temperature":3}"#, "temperature"),
+            (
+                r#"{"messages":[{"role":"user","content":"x"}]}"#,
+                "model is required",
+            ),
+            (
+                r#"{"model":"a/b","messages":[{"role":"wizard","content":"x"}]}"#,
+                "not a valid role",
+            ),
+            (
+                r#"{"model":"a/b","messages":[{"role":"user","content":"x"}],"temperature":3}"#,
+                "temperature",
+            ),
             (r#"{"model":"a/b","messages":"hi"}"#, "Invalid request body"),
-            (r#"{"model":"a/b","messages":[{"role":"tool","content":"x"}]}"#, "tool_call_id"),
-            (r#"{"model":"a/b","messages":[{"role":"user","content":"x"}],"reasoning_effort":"low","reasoning":{"effort":"high"}}"#, "disagree"),
+            (
+                r#"{"model":"a/b","messages":[{"role":"tool","content":"x"}]}"#,
+                "tool_call_id",
+            ),
+            (
+                r#"{"model":"a/b","messages":[{"role":"user","content":"x"}],"reasoning_effort":"low","reasoning":{"effort":"high"}}"#,
+                "disagree",
+            ),
         ] {
             let err = parse(body).unwrap_err();
             assert!(matches!(err, ApiError::BadRequest(_)), "{body}");

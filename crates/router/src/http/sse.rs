@@ -61,7 +61,9 @@ pub async fn respond(state: &Arc<AppState>, job: Job) -> Result<Response, ApiErr
         Body::from_stream(stream),
     )
         .into_response();
-    response.headers_mut().insert("x-accel-buffering", "no".parse().expect("static"));
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", "no".parse().expect("static"));
     for (name, value) in headers {
         if let Ok(value) = value.parse() {
             response.headers_mut().insert(name, value);
@@ -94,7 +96,9 @@ impl SseState {
                 Phase::Finished => return None,
                 Phase::Waiting(rx) => match tokio::time::timeout(self.keepalive, rx).await {
                     Err(_) => return Some(Bytes::from_static(KEEPALIVE)),
-                    Ok(Ok(Ok(committed))) => self.phase = Phase::Streaming(Renderer::new(committed)),
+                    Ok(Ok(Ok(committed))) => {
+                        self.phase = Phase::Streaming(Renderer::new(committed))
+                    }
                     Ok(Ok(Err(err))) => {
                         self.phase = Phase::Finished;
                         return Some(error_before_commit(&self.generation_id, err));
@@ -108,7 +112,12 @@ impl SseState {
                     }
                 },
                 Phase::Streaming(renderer) => {
-                    let event = match tokio::time::timeout(self.keepalive, renderer.committed.events.recv()).await {
+                    let event = match tokio::time::timeout(
+                        self.keepalive,
+                        renderer.committed.events.recv(),
+                    )
+                    .await
+                    {
                         Err(_) => return Some(Bytes::from_static(KEEPALIVE)),
                         Ok(event) => event,
                     };
@@ -169,7 +178,8 @@ impl Renderer {
     fn render(&mut self, event: Event) -> Option<Bytes> {
         match event {
             Event::Delta(d) => {
-                let mut delta = json!({ "role": "assistant", "content": d.content.unwrap_or_default() });
+                let mut delta =
+                    json!({ "role": "assistant", "content": d.content.unwrap_or_default() });
                 if let Some(r) = d.reasoning {
                     delta["reasoning"] = r.into();
                 }
@@ -204,7 +214,11 @@ impl Renderer {
                 "finish_reason": none_if_empty(&reason),
                 "native_finish_reason": none_if_empty(&native), "logprobs": null,
             }]}))),
-            Event::Error { status, error_type, message } => {
+            Event::Error {
+                status,
+                error_type,
+                message,
+            } => {
                 self.errored = true;
                 Some(self.chunk(json!({
                     "error": { "code": status, "message": message, "metadata": { "error_type": error_type } },
@@ -215,7 +229,9 @@ impl Renderer {
             // After an in-band error the stream just ends: no usage, no [DONE].
             Event::Done(_) if self.errored => None,
             Event::Done(summary) => {
-                let mut bytes = self.chunk(json!({ "choices": [], "usage": usage_json(&summary) })).to_vec();
+                let mut bytes = self
+                    .chunk(json!({ "choices": [], "usage": usage_json(&summary) }))
+                    .to_vec();
                 bytes.extend_from_slice(DONE);
                 Some(Bytes::from(bytes))
             }

@@ -58,7 +58,11 @@ async fn start(data_dir: &Path) -> Running {
 
 async fn stop(mut running: Running) {
     let pid = running.child.id().expect("running");
-    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .unwrap();
     assert!(status.success());
     let exit = tokio::time::timeout(Duration::from_secs(30), running.child.wait())
         .await
@@ -80,10 +84,22 @@ async fn one_command_serves_the_catalog_with_a_dev_key_and_keeps_its_data() {
 
     let running = start(&data_dir).await;
     for probe in [
-        vec!["health".to_owned(), "--http".into(), format!("{}/readyz", running.base.trim_end_matches("/api/v1"))],
-        vec!["health".to_owned(), "--grpc".into(), format!("http://{}", running.grpc)],
+        vec![
+            "health".to_owned(),
+            "--http".into(),
+            format!("{}/readyz", running.base.trim_end_matches("/api/v1")),
+        ],
+        vec![
+            "health".to_owned(),
+            "--grpc".into(),
+            format!("http://{}", running.grpc),
+        ],
     ] {
-        let status = Command::new(env!("CARGO_BIN_EXE_switchyard")).args(&probe).status().await.unwrap();
+        let status = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(&probe)
+            .status()
+            .await
+            .unwrap();
         assert!(status.success(), "{probe:?}");
     }
     let dead = Command::new(env!("CARGO_BIN_EXE_switchyard"))
@@ -93,10 +109,30 @@ async fn one_command_serves_the_catalog_with_a_dev_key_and_keeps_its_data() {
         .await
         .unwrap();
     assert!(!dead.success(), "a closed port is unhealthy");
-    let models: Value = http.get(format!("{}/models", running.base)).send().await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&"openai/gpt-4") && ids.contains(&"openai/gpt-4-1106-preview"), "{ids:?}");
-    let gpt4 = models["data"].as_array().unwrap().iter().find(|m| m["id"] == "openai/gpt-4").unwrap();
+    let models: Value = http
+        .get(format!("{}/models", running.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"openai/gpt-4") && ids.contains(&"openai/gpt-4-1106-preview"),
+        "{ids:?}"
+    );
+    let gpt4 = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "openai/gpt-4")
+        .unwrap();
     assert_eq!(gpt4["pricing"]["prompt"], "0.00003");
     assert_eq!(gpt4["pricing"]["completion"], "0.00006");
     assert_eq!(gpt4["context_length"], 8191);
@@ -112,7 +148,12 @@ async fn one_command_serves_the_catalog_with_a_dev_key_and_keeps_its_data() {
     let body: Value = response.json().await.unwrap();
     let id = body["id"].as_str().unwrap().to_owned();
     assert!(body["usage"]["cost"].as_f64().unwrap() > 0.0);
-    assert!(!body["choices"][0]["message"]["content"].as_str().unwrap().is_empty());
+    assert!(
+        !body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
 
     let streamed = http
         .post(format!("{}/chat/completions", running.base))
@@ -143,7 +184,11 @@ async fn one_command_serves_the_catalog_with_a_dev_key_and_keeps_its_data() {
         .send()
         .await
         .unwrap();
-    assert_eq!(generation.status(), 200, "usage recorded before shutdown is still there");
+    assert_eq!(
+        generation.status(),
+        200,
+        "usage recorded before shutdown is still there"
+    );
     let generation: Value = generation.json().await.unwrap();
     assert_eq!(generation["data"]["model"], "openai/gpt-4");
     stop(running).await;
