@@ -323,3 +323,71 @@ async fn models_endpoint_lists_the_catalog_in_openrouter_schema() {
     );
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn usage_survives_a_metering_outage_via_the_spool() {
+    let mut stack = Stack::start().await;
+    // Warm the key cache, then take metering down.
+    assert_eq!(post_chat(&stack, &chat_body(false)).await.status(), 200);
+    stack.stop_metering().await;
+    let mut ids = Vec::new();
+    for stream in [false, true, false] {
+        let response = post_chat(&stack, &chat_body(stream)).await;
+        assert_eq!(response.status(), 200, "serving continues while metering is down");
+        ids.push(response.headers()["x-generation-id"].to_str().unwrap().to_owned());
+        response.text().await.unwrap();
+    }
+    // The spool holds them on disk until metering is back...
+    let spool = stack.data_dir.join("router/usage-spool");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "usage never spooled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stack.restart_metering().await;
+    // ...then replays them, each exactly once.
+    for id in &ids {
+        wait_for_generation(&stack, id).await;
+    }
+    let db_url = stack.database_url.clone();
+    stack.stop().await;
+    assert_eq!(count_generations(&db_url).await, 4);
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_cancels_upstream_and_is_billed_for_what_was_generated() {
+    let stack = Stack::start().await;
+    stack.sim.set_model_knobs(
+        CHEAP_UPSTREAM,
+        provider_sim::Knobs {
+            tokens_per_second: Some(20.0),
+            completion_tokens: Some(400),
+            ..Default::default()
+        },
+    );
+    let mut response = post_chat(&stack, &chat_body(true)).await;
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-generation-id"].to_str().unwrap().to_owned();
+    // Read until real content has arrived, then hang up.
+    let mut seen = String::new();
+    while !seen.contains("\"content\":\"") || seen.matches("data: ").count() < 3 {
+        let chunk = response.chunk().await.unwrap().expect("stream still open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(response);
+
+    let generation = wait_for_generation(&stack, &id).await;
+    let data = &generation["data"];
+    assert_eq!(data["cancelled"], true);
+    assert_eq!(data["streamed"], true);
+    let billed = data["tokens_completion"].as_u64().unwrap();
+    assert!(billed > 0 && billed < 400, "billed {billed} of 400 tokens");
+    assert!(data["total_cost"].as_f64().unwrap() > 0.0);
+    // The simulator saw the upstream stream dropped, long before 400 tokens.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while stack.sim.stats().models[CHEAP_UPSTREAM].cancelled == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "upstream never cancelled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stack.stop().await;
+}

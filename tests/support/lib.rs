@@ -28,6 +28,8 @@ pub struct Stack {
     pub redis_prefix: String,
     pub data_dir: PathBuf,
     pub metering: switchyard_usage_metering::Metering,
+    metering_config: switchyard_usage_metering::Config,
+    metering_task: Option<(Shutdown, JoinHandle<anyhow::Result<()>>)>,
     shutdown: Shutdown,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
@@ -128,6 +130,8 @@ impl Stack {
         let metering = switchyard_usage_metering::App::build(&metering_config)
             .await
             .expect("usage-metering");
+        // Restarts (outage tests) come back on the same port.
+        metering_config.grpc_addr = metering.grpc_addr();
         let metering_url = format!("http://{}", metering.grpc_addr());
         let metering_handle = metering.metering().clone();
         let key = metering_handle
@@ -135,7 +139,11 @@ impl Stack {
             .await
             .expect("key")
             .key_text;
-        tasks.push(tokio::spawn(metering.run(shutdown.clone())));
+        let metering_shutdown = shutdown.child();
+        let metering_task = Some((
+            metering_shutdown.clone(),
+            tokio::spawn(metering.run(metering_shutdown)),
+        ));
 
         let adapter = switchyard_provider_adapter::App::build(
             switchyard_provider_adapter::Config::ephemeral(),
@@ -169,6 +177,8 @@ impl Stack {
             redis_prefix,
             data_dir,
             metering: metering_handle,
+            metering_config,
+            metering_task,
             shutdown,
             tasks,
         }
@@ -178,9 +188,29 @@ impl Stack {
         format!("http://{}{}", self.http, path)
     }
 
+    /// Takes usage-metering down (an outage), leaving the rest running.
+    pub async fn stop_metering(&mut self) {
+        let (shutdown, task) = self.metering_task.take().expect("metering is running");
+        shutdown.trigger();
+        task.await.expect("metering panicked").expect("metering failed");
+    }
+
+    /// Brings usage-metering back on its old address and database.
+    pub async fn restart_metering(&mut self) {
+        assert!(self.metering_task.is_none(), "metering is already running");
+        let app = switchyard_usage_metering::App::build(&self.metering_config)
+            .await
+            .expect("usage-metering restart");
+        let shutdown = self.shutdown.child();
+        self.metering_task = Some((shutdown.clone(), tokio::spawn(app.run(shutdown))));
+    }
+
     /// Stops every service (the router flushes usage and stats on the way).
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.shutdown.trigger();
+        if let Some((_, task)) = self.metering_task.take() {
+            task.await.expect("metering panicked").expect("metering failed");
+        }
         for task in self.tasks {
             task.await.expect("task panicked").expect("service failed");
         }
