@@ -4,5 +4,6 @@
 mod bad_input;
 mod chat;
 mod compat;
+mod deploy;
 mod grpc;
 mod helpers;

@@ -65,5 +65,5 @@ async fn refresh_until(catalog: Catalog, shutdown: Shutdown) {
             }
         }
     }
-    //MUT catalog.close_watchers();
+    catalog.close_watchers();
 }

@@ -7,10 +7,10 @@ use switchyard_proto::catalog::v1 as pb;
 use switchyard_proto::provider::v1::WireFormat as PbWireFormat;
 
 use crate::domain::{
-    Architecture, CatalogSnapshot, Endpoint, Model, Pricing, Provider, WireFormat, check_tag,
-    invalid,
+    Architecture, CatalogSnapshot, Endpoint, Model, Pricing, Provider, WireFormat,
 };
 use crate::error::CatalogError;
+use crate::rules::{check_tag, invalid};
 
 impl TryFrom<i32> for WireFormat {
     type Error = CatalogError;

@@ -11,8 +11,9 @@ use tokio_stream::wrappers::WatchStream;
 use tonic::{Request, Response, Status};
 
 use crate::catalog::Catalog;
-use crate::domain::{Endpoint, Model, Provider, invalid};
+use crate::domain::{Endpoint, Model, Provider};
 use crate::error::CatalogError;
+use crate::rules::invalid;
 
 /// The full gRPC service name, for health reporting.
 pub const SERVICE_NAME: &str = "switchyard.catalog.v1.CatalogService";

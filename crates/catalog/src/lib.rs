@@ -8,6 +8,7 @@ mod convert;
 pub mod domain;
 mod error;
 mod grpc;
+mod rules;
 pub mod seed;
 pub mod store;
 

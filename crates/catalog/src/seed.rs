@@ -9,10 +9,9 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::domain::{
-    Architecture, Endpoint, Model, Pricing, Provider, WireFormat, check_tag, invalid,
-};
+use crate::domain::{Architecture, Endpoint, Model, Pricing, Provider, WireFormat};
 use crate::error::CatalogError;
+use crate::rules::{check_tag, invalid};
 use crate::store::Batch;
 
 /// A parsed, validated seed.

@@ -6,6 +6,7 @@
 //! batch changed something, so re-applying the seed is a no-op.
 
 mod embedded;
+mod pg_rows;
 mod postgres;
 
 pub use embedded::EmbeddedStore;

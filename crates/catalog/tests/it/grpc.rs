@@ -303,7 +303,10 @@ async fn watch_sends_the_snapshot_then_every_change() {
 
     // Shutting down ends open watch streams instead of hanging the drain.
     app.shutdown.trigger();
-    assert!(stream.message().await.map(|m| m.is_none()).unwrap_or(true));
+    let end = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("watch stream ends on shutdown");
+    assert!(end.map(|m| m.is_none()).unwrap_or(true));
     app.stop().await;
 }
 
