@@ -333,15 +333,27 @@ async fn usage_survives_a_metering_outage_via_the_spool() {
     let mut ids = Vec::new();
     for stream in [false, true, false] {
         let response = post_chat(&stack, &chat_body(stream)).await;
-        assert_eq!(response.status(), 200, "serving continues while metering is down");
-        ids.push(response.headers()["x-generation-id"].to_str().unwrap().to_owned());
+        assert_eq!(
+            response.status(),
+            200,
+            "serving continues while metering is down"
+        );
+        ids.push(
+            response.headers()["x-generation-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
         response.text().await.unwrap();
     }
     // The spool holds them on disk until metering is back...
     let spool = stack.data_dir.join("router/usage-spool");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "usage never spooled");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "usage never spooled"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stack.restart_metering().await;
@@ -367,7 +379,10 @@ async fn a_client_that_disconnects_cancels_upstream_and_is_billed_for_what_was_g
     );
     let mut response = post_chat(&stack, &chat_body(true)).await;
     assert_eq!(response.status(), 200);
-    let id = response.headers()["x-generation-id"].to_str().unwrap().to_owned();
+    let id = response.headers()["x-generation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     // Read until real content has arrived, then hang up.
     let mut seen = String::new();
     while !seen.contains("\"content\":\"") || seen.matches("data: ").count() < 3 {
@@ -386,7 +401,10 @@ async fn a_client_that_disconnects_cancels_upstream_and_is_billed_for_what_was_g
     // The simulator saw the upstream stream dropped, long before 400 tokens.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while stack.sim.stats().models[CHEAP_UPSTREAM].cancelled == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "upstream never cancelled");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "upstream never cancelled"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stack.stop().await;

@@ -192,7 +192,9 @@ impl Stack {
     pub async fn stop_metering(&mut self) {
         let (shutdown, task) = self.metering_task.take().expect("metering is running");
         shutdown.trigger();
-        task.await.expect("metering panicked").expect("metering failed");
+        task.await
+            .expect("metering panicked")
+            .expect("metering failed");
     }
 
     /// Brings usage-metering back on its old address and database.
@@ -209,7 +211,9 @@ impl Stack {
     pub async fn stop(mut self) {
         self.shutdown.trigger();
         if let Some((_, task)) = self.metering_task.take() {
-            task.await.expect("metering panicked").expect("metering failed");
+            task.await
+                .expect("metering panicked")
+                .expect("metering failed");
         }
         for task in self.tasks {
             task.await.expect("task panicked").expect("service failed");

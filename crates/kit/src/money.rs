@@ -57,6 +57,57 @@ pub fn atto_to_nanos(atto: u128) -> Nanos {
     Nanos::try_from(nanos).unwrap_or(Nanos::MAX)
 }
 
+/// The prices one generation is charged at (those of the endpoint that
+/// served it, pinned when the request was routed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rates {
+    pub prompt: Price,
+    pub completion: Price,
+    /// Flat price per request.
+    pub request: Price,
+}
+
+/// What one generation is charged, in nano-dollars.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Charge {
+    pub prompt: Nanos,
+    pub completion: Nanos,
+    /// Rounded once from the exact sum (so it may differ from prompt +
+    /// completion by a nano-dollar) and including any per-request price.
+    pub total: Nanos,
+}
+
+/// Zero-completion insurance: a generation that produced nothing (no
+/// completion tokens and no finish reason) or ended in error is free.
+pub fn is_insured(completion_tokens: u64, finish_reason: &str) -> bool {
+    (completion_tokens == 0 && finish_reason.is_empty()) || finish_reason == "error"
+}
+
+impl Rates {
+    /// The one pricing rule, shared by the router (the `usage.cost` it
+    /// returns) and usage-metering (what it records): exact atto-dollar
+    /// arithmetic, rounded once per figure. Reasoning tokens are part of the
+    /// completion tokens.
+    pub fn charge(
+        &self,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+        finish_reason: &str,
+    ) -> Charge {
+        if is_insured(completion_tokens, finish_reason) {
+            return Charge::default();
+        }
+        let prompt = self.prompt.cost_atto(prompt_tokens);
+        let completion = self.completion.cost_atto(completion_tokens);
+        let request = self.request.cost_atto(1);
+        Charge {
+            prompt: atto_to_nanos(prompt),
+            completion: atto_to_nanos(completion),
+            total: atto_to_nanos(prompt.saturating_add(completion).saturating_add(request)),
+        }
+    }
+}
+
 /// Nano-dollars as a USD amount for JSON bodies (display only; never summed).
 pub fn nanos_to_usd(nanos: Nanos) -> f64 {
     nanos as f64 / 1e9
@@ -209,6 +260,34 @@ mod tests {
         assert_eq!(atto_to_nanos(p("0.0000000375").cost_atto(13)), 488); // 487.5 nanos
         assert_eq!(atto_to_nanos(p("0.0000000000375").cost_atto(13)), 0); // 0.4875 nano
         assert_eq!(atto_to_nanos(p("0.0000000000375").cost_atto(14)), 1); // 0.525 nano
+    }
+
+    #[test]
+    fn charges_follow_zero_completion_insurance() {
+        let rates = Rates {
+            prompt: p("0.00003"),
+            completion: p("0.00006"),
+            request: p("0.001"),
+        };
+        let charge = rates.charge(37, 8, "stop");
+        assert_eq!(charge.prompt, 1_110_000);
+        assert_eq!(charge.completion, 480_000);
+        assert_eq!(charge.total, 1_590_000 + 1_000_000);
+        assert_eq!(
+            rates.charge(37, 0, ""),
+            Charge::default(),
+            "nothing generated"
+        );
+        assert_eq!(
+            rates.charge(37, 8, "error"),
+            Charge::default(),
+            "ended in error"
+        );
+        assert_eq!(
+            rates.charge(37, 0, "stop").prompt,
+            1_110_000,
+            "an empty answer is still an answer"
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ impl Credentials {
         if found.is_none() {
             tracing::warn!(
                 credential_ref = name,
-                "credential not set; calling upstream without auth"
+                "credential not set: the provider is called without auth (or answered by the simulator in demo mode)"
             );
         }
         self.cache

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use switchyard_kit::grpc::{InternalChannel, MAX_MESSAGE_BYTES};
+use switchyard_kit::money::Rates;
 use switchyard_kit::{Price, Shutdown};
 use switchyard_proto::catalog::v1 as pb;
 use switchyard_proto::catalog::v1::catalog_service_client::CatalogServiceClient;
@@ -25,9 +26,7 @@ pub struct EndpointRoute {
     pub provider_name: String,
     pub target: UpstreamTarget,
     pub pricing: pb::Pricing,
-    pub prompt_price: Price,
-    pub completion_price: Price,
-    pub request_price: Price,
+    pub rates: Rates,
     pub context_length: u32,
     pub max_completion_tokens: Option<u32>,
     pub status: i32,
@@ -36,7 +35,7 @@ pub struct EndpointRoute {
 impl EndpointRoute {
     /// Price per token of a typical request (prompt-heavy mix), for ordering.
     pub fn blended_price(&self) -> u128 {
-        self.prompt_price.atto() * 3 + self.completion_price.atto()
+        self.rates.prompt.atto() * 3 + self.rates.completion.atto()
     }
 }
 
@@ -129,9 +128,11 @@ fn resolve_endpoint(e: &pb::Endpoint, p: &pb::Provider) -> anyhow::Result<Endpoi
             credential_ref: p.credential_ref.clone(),
             endpoint_id: e.id.clone(),
         },
-        prompt_price: price(&pricing.prompt)?,
-        completion_price: price(&pricing.completion)?,
-        request_price: price(pricing.request.as_deref().unwrap_or(""))?,
+        rates: Rates {
+            prompt: price(&pricing.prompt)?,
+            completion: price(&pricing.completion)?,
+            request: price(pricing.request.as_deref().unwrap_or(""))?,
+        },
         pricing,
         context_length: e.context_length,
         max_completion_tokens: e.max_completion_tokens,

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchyard_kit::money::{Nanos, Price, atto_to_nanos};
+use switchyard_kit::money::Price;
 use switchyard_proto::catalog::v1 as catalog_pb;
 use switchyard_proto::metering::v1 as pb;
 
@@ -69,15 +69,8 @@ pub struct UsageEvent {
     pub external_user: Option<String>,
 }
 
-/// What a generation is charged, in nano-dollars.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cost {
-    pub prompt: Nanos,
-    pub completion: Nanos,
-    /// Rounded from the exact sum, so it may differ from prompt + completion
-    /// by a nano-dollar, and it includes any per-request price.
-    pub total: Nanos,
-}
+/// What a generation is charged (the shared rule in `kit::money`).
+pub use switchyard_kit::money::Charge as Cost;
 
 /// A recorded generation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,30 +81,25 @@ pub struct Generation {
 }
 
 impl UsageEvent {
-    /// Zero-completion insurance: a generation that produced nothing (no
-    /// completion tokens and no finish reason) or ended in error is free.
     pub fn is_insured(&self) -> bool {
-        (self.completion_tokens == 0 && self.finish_reason.is_empty())
-            || self.finish_reason == "error"
+        switchyard_kit::money::is_insured(self.completion_tokens, &self.finish_reason)
     }
 
-    /// The charge, computed on exact atto-dollars and rounded once per figure.
-    /// Reasoning tokens are already part of the completion tokens.
+    /// The charge, by the one pricing rule the router also applies.
     pub fn cost(&self) -> Cost {
         let Some(pricing) = &self.pricing else {
             return Cost::default();
         };
-        if self.is_insured() {
-            return Cost::default();
-        }
-        let prompt = pricing.prompt.cost_atto(self.prompt_tokens);
-        let completion = pricing.completion.cost_atto(self.completion_tokens);
-        let request = pricing.request.map_or(0, |p| p.cost_atto(1));
-        Cost {
-            prompt: atto_to_nanos(prompt),
-            completion: atto_to_nanos(completion),
-            total: atto_to_nanos(prompt.saturating_add(completion).saturating_add(request)),
-        }
+        let rates = switchyard_kit::money::Rates {
+            prompt: pricing.prompt,
+            completion: pricing.completion,
+            request: pricing.request.unwrap_or_default(),
+        };
+        rates.charge(
+            self.prompt_tokens,
+            self.completion_tokens,
+            &self.finish_reason,
+        )
     }
 
     /// Parses event `index` of a batch; the error names the event.

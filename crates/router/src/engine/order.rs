@@ -53,6 +53,7 @@ mod tests {
     use crate::stats::Outcome;
     use rand::SeedableRng;
     use switchyard_kit::Price;
+    use switchyard_kit::money::Rates;
 
     fn ep(id: &str, prompt: &str) -> Arc<EndpointRoute> {
         Arc::new(EndpointRoute {
@@ -63,9 +64,10 @@ mod tests {
             provider_name: id.into(),
             target: Default::default(),
             pricing: Default::default(),
-            prompt_price: prompt.parse::<Price>().unwrap(),
-            completion_price: Price::ZERO,
-            request_price: Price::ZERO,
+            rates: Rates {
+                prompt: prompt.parse::<Price>().unwrap(),
+                ..Default::default()
+            },
             context_length: 1000,
             max_completion_tokens: None,
             status: 0,

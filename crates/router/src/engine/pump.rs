@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use switchyard_kit::money::atto_to_nanos;
 use switchyard_proto::common::v1::{ChatRequest, FinishReason, TokenUsage, content_part};
 use switchyard_proto::metering::v1::{ProviderAttempt, UsageEvent};
 use switchyard_proto::provider::v1::UpstreamErrorKind;
@@ -244,24 +243,16 @@ async fn settle(books: Books, tally: Tally, ended_at: Instant) {
         (Some((reason, native)), None) => (finish_name(*reason).to_owned(), native.clone()),
         (None, None) => (String::new(), String::new()),
     };
-    // Zero-completion insurance: nothing generated, or ended in error.
-    let insured = finish_reason == "error" || tokens.completion_tokens == 0;
-    let (prompt_atto, completion_atto, request_atto) = if insured {
-        (0, 0, 0)
-    } else {
-        (
-            endpoint.prompt_price.cost_atto(tokens.prompt_tokens),
-            endpoint
-                .completion_price
-                .cost_atto(tokens.completion_tokens),
-            endpoint.request_price.atto(),
-        )
-    };
+    let charge = endpoint.rates.charge(
+        tokens.prompt_tokens,
+        tokens.completion_tokens,
+        &finish_reason,
+    );
     let summary = Summary {
         usage: tokens,
-        cost_nanos: atto_to_nanos(prompt_atto + completion_atto + request_atto),
-        prompt_cost_nanos: atto_to_nanos(prompt_atto),
-        completion_cost_nanos: atto_to_nanos(completion_atto),
+        cost_nanos: charge.total,
+        prompt_cost_nanos: charge.prompt,
+        completion_cost_nanos: charge.completion,
         finish_reason: finish_reason.clone(),
         native_finish_reason: native_finish_reason.clone(),
     };

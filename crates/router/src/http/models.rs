@@ -81,8 +81,8 @@ fn price_json(endpoint: Option<&EndpointRoute>) -> Value {
     };
     let p = &e.pricing;
     let mut pricing = json!({
-        "prompt": e.prompt_price.to_string(),
-        "completion": e.completion_price.to_string(),
+        "prompt": e.rates.prompt.to_string(),
+        "completion": e.rates.completion.to_string(),
     });
     for (name, value) in [
         ("request", &p.request),
