@@ -321,6 +321,24 @@ async fn models_endpoint_lists_the_catalog_in_openrouter_schema() {
         model["links"]["details"],
         "/api/v1/models/openai/gpt-4/endpoints"
     );
+    assert_eq!(body["total_count"], 1);
+
+    for (query, expected) in [
+        ("?q=GPT", 1),
+        ("?q=claude", 0),
+        ("?supported_parameters=tools,tool_choice", 1),
+        ("?supported_parameters=tools,logprobs", 0),
+    ] {
+        let body: Value = client()
+            .get(stack.url(&format!("/api/v1/models{query}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["data"].as_array().unwrap().len(), expected, "{query}");
+    }
     stack.stop().await;
 }
 
