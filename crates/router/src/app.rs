@@ -105,7 +105,14 @@ impl App {
 
     /// Resolves once the first catalog snapshot is in.
     pub async fn ready(&self) -> anyhow::Result<()> {
-        self.state.engine.catalog().ready().await
+        self.ready_signal().await
+    }
+
+    /// Like [`App::ready`], but independent of `self`, so it can be awaited
+    /// while the app runs.
+    pub fn ready_signal(&self) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+        let catalog = self.state.engine.catalog().clone();
+        async move { catalog.ready().await }
     }
 
     /// Serves until `shutdown`, then drains in-flight requests (bounded by

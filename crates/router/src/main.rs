@@ -30,8 +30,23 @@ async fn main() -> ExitCode {
 async fn run(config: Config) -> anyhow::Result<()> {
     let peers = Peers::connect(&config)?;
     let app = App::build(config, peers).await?;
-    tracing::info!(http = %app.http_addr(), grpc = %app.grpc_addr(), "router listening");
+    // Scripts and tests read these stdout lines; logs go to stderr.
+    println!(
+        "switchyard-router listening on http://{} (gRPC {})",
+        app.http_addr(),
+        app.grpc_addr()
+    );
+    let ready = app.ready_signal();
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
-    app.run(shutdown).await
+    let run = app.run(shutdown);
+    tokio::pin!(run);
+    tokio::select! {
+        result = &mut run => return result,
+        ready = ready => {
+            ready?;
+            println!("switchyard-router ready");
+        }
+    }
+    run.await
 }
