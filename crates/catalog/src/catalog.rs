@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::Config;
 use crate::domain::{CatalogSnapshot, Endpoint, Model, Provider};
 use crate::error::CatalogError;
+use crate::metrics::CatalogMetrics;
 use crate::seed::Seed;
 use crate::store::{Batch, CatalogStore, EmbeddedStore, Outcome, PostgresStore};
 
@@ -29,6 +30,7 @@ struct Inner {
     /// Ends open WatchCatalog streams, which would otherwise keep a
     /// draining server alive forever.
     closing: Shutdown,
+    metrics: CatalogMetrics,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -71,14 +73,26 @@ impl Catalog {
     /// A catalog over an already opened store.
     pub async fn with_store(store: Arc<dyn CatalogStore>) -> Result<Catalog, CatalogError> {
         let snapshot = store.snapshot().await?;
+        let metrics = CatalogMetrics::default();
+        metrics.published(&snapshot);
         let (tx, _) = watch::channel(Arc::new(snapshot));
         Ok(Catalog {
             inner: Arc::new(Inner {
                 store,
                 snapshot: tx,
                 closing: Shutdown::new(),
+                metrics,
             }),
         })
+    }
+
+    /// Exposes this catalog's metrics in `registry` (once per registry).
+    pub fn register_metrics(&self, registry: &switchyard_kit::metrics::Registry) {
+        self.inner.metrics.register(registry);
+    }
+
+    pub(crate) fn metrics(&self) -> &CatalogMetrics {
+        &self.inner.metrics
     }
 
     /// The current snapshot (cheap: an `Arc` clone).
@@ -168,6 +182,7 @@ impl Catalog {
         // older version over a newer one.
         self.inner.snapshot.send_if_modified(|current| {
             if fresh.version > current.version {
+                self.inner.metrics.published(&fresh);
                 *current = Arc::new(fresh);
                 true
             } else {

@@ -115,6 +115,9 @@ impl TryFrom<pb::Provider> for Provider {
             terms_of_service_url: p.terms_of_service_url,
             status_page_url: p.status_page_url,
             headquarters: p.headquarters,
+            may_train: p.may_train,
+            retains_prompts: p.retains_prompts,
+            zero_data_retention: p.zero_data_retention,
         };
         provider.validate()?;
         Ok(provider)
@@ -133,6 +136,9 @@ impl From<Provider> for pb::Provider {
             terms_of_service_url: p.terms_of_service_url,
             status_page_url: p.status_page_url,
             headquarters: p.headquarters,
+            may_train: p.may_train,
+            retains_prompts: p.retains_prompts,
+            zero_data_retention: p.zero_data_retention,
         }
     }
 }

@@ -100,6 +100,13 @@ pub struct Provider {
     pub terms_of_service_url: Option<String>,
     pub status_page_url: Option<String>,
     pub headquarters: Option<String>,
+    /// Data policy (routing's `data_collection` and `zdr`); `None` = unknown.
+    #[serde(default)]
+    pub may_train: Option<bool>,
+    #[serde(default)]
+    pub retains_prompts: Option<bool>,
+    #[serde(default)]
+    pub zero_data_retention: Option<bool>,
 }
 
 /// USD per unit (token unless named). `None` = not priced.

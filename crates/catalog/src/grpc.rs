@@ -104,8 +104,10 @@ impl CatalogService for CatalogGrpc {
         _: Request<pb::WatchCatalogRequest>,
     ) -> Result<Response<WatchStreamBox>, Status> {
         let closing = self.catalog.closing().clone();
+        let watcher = self.catalog.metrics().watcher();
         let stream = WatchStream::new(self.catalog.subscribe())
-            .map(|snapshot| {
+            .map(move |snapshot| {
+                let _counted = &watcher;
                 Ok(pb::WatchCatalogResponse {
                     snapshot: Some(snapshot.as_ref().into()),
                 })

@@ -8,6 +8,7 @@ mod convert;
 pub mod domain;
 mod error;
 mod grpc;
+mod metrics;
 mod rules;
 pub mod seed;
 pub mod store;
@@ -16,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use secrecy::SecretString;
-use switchyard_kit::telemetry::LogFormat;
+use switchyard_kit::telemetry::{LogFormat, TelemetryConfig};
 
 pub use app::App;
 pub use catalog::{Catalog, EMBEDDED_FILE};
@@ -35,6 +36,13 @@ pub struct Config {
         default_value = "127.0.0.1:50054"
     )]
     pub grpc_addr: SocketAddr,
+    /// Prometheus `GET /metrics` listen address (port 0 picks a free port).
+    #[arg(
+        long,
+        env = "SWITCHYARD_CATALOG_METRICS_ADDR",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub metrics_addr: SocketAddr,
     /// Postgres URL; without it the catalog uses an embedded file in --data-dir.
     #[arg(long, env = "SWITCHYARD_DATABASE_URL", value_parser = parse_secret, hide_env_values = true)]
     pub database_url: Option<SecretString>,
@@ -47,6 +55,20 @@ pub struct Config {
     /// Log line format: text or json.
     #[arg(long, env = "SWITCHYARD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+    /// OTLP/gRPC collector for spans (e.g. http://127.0.0.1:4317); no export when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Config {
+    /// What `kit::telemetry::init_with` needs from this config.
+    pub fn telemetry(&self) -> TelemetryConfig {
+        TelemetryConfig {
+            service_name: "switchyard-catalog".to_owned(),
+            log_format: self.log_format,
+            otlp_endpoint: self.otlp_endpoint.clone(),
+        }
+    }
 }
 
 fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -54,11 +76,14 @@ fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
 }
 
 impl Default for Config {
-    /// The same values as the command-line defaults: embedded storage in
-    /// `./switchyard-data`, no seed.
+    /// The same values as the command-line defaults (embedded storage in
+    /// `./switchyard-data`, no seed), except that metrics take a free port:
+    /// several catalogs in one test process must not collide on it.
     fn default() -> Config {
         Config {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50054)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            otlp_endpoint: None,
             database_url: None,
             data_dir: PathBuf::from("./switchyard-data"),
             seed: None,

@@ -57,6 +57,11 @@ struct SeedProvider {
     terms_of_service_url: Option<String>,
     status_page_url: Option<String>,
     headquarters: Option<String>,
+    /// Data policy; leave out what you do not know (unknown counts as the
+    /// less private answer when a request asks for privacy).
+    may_train: Option<bool>,
+    retains_prompts: Option<bool>,
+    zero_data_retention: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +124,9 @@ pub fn parse(text: &str) -> Result<Seed, CatalogError> {
                 terms_of_service_url: p.terms_of_service_url,
                 status_page_url: p.status_page_url,
                 headquarters: p.headquarters,
+                may_train: p.may_train,
+                retains_prompts: p.retains_prompts,
+                zero_data_retention: p.zero_data_retention,
             };
             provider.validate().map(|()| provider)
         })

@@ -12,9 +12,10 @@ use tokio::net::TcpListener;
 use crate::auth::KeyCache;
 use crate::catalog_view::CatalogView;
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{Engine, Timeouts};
 use crate::grpc_api::RouterGrpc;
 use crate::http::{self, AppState};
+use crate::routing::perf::{PerfView, RedisStats};
 use crate::stats::Stats;
 use crate::usage::UsageSink;
 
@@ -56,18 +57,30 @@ impl App {
         let grpc_listener = grpc::bind(config.grpc_addr).await?;
         let background = Shutdown::new();
         let catalog = CatalogView::follow(peers.catalog.clone(), background.clone());
-        let stats = match &config.redis_url {
-            Some(url) => Stats::with_redis(url, config.redis_prefix.clone(), background.clone())?,
-            None => Stats::local(),
+        let (stats, redis_stats) = match &config.redis_url {
+            Some(url) => (
+                Stats::with_redis(url, config.redis_prefix.clone(), background.clone())?,
+                Some(RedisStats::new(url, config.redis_prefix.clone())?),
+            ),
+            None => (Stats::local(), None),
         };
+        let perf = PerfView::new(stats.clone(), redis_stats);
+        perf.follow(catalog.clone(), background.clone());
         let (usage, usage_task) =
             UsageSink::start(peers.metering.clone(), &config.data_dir, background.clone())?;
         let engine = Engine::new(
             catalog,
             peers.adapter.clone(),
             stats.clone(),
+            perf,
             usage,
-            Duration::from_millis(config.first_token_timeout_ms as u64),
+            Timeouts {
+                first_token: Duration::from_millis(config.first_token_timeout_ms as u64),
+                reasoning_first_token: Duration::from_millis(
+                    config.reasoning_first_token_timeout_ms as u64,
+                ),
+                total: Duration::from_secs(config.request_timeout_secs),
+            },
         );
         let keys = KeyCache::new(peers.metering.clone());
         let metering = UsageMeteringServiceClient::new(peers.metering.clone())

@@ -27,9 +27,16 @@ pub struct EndpointRoute {
     pub target: UpstreamTarget,
     pub pricing: pb::Pricing,
     pub rates: Rates,
+    pub image_price: Option<Price>,
+    pub cache_read_price: Option<Price>,
     pub context_length: u32,
     pub max_completion_tokens: Option<u32>,
+    pub quantization: Option<String>,
+    pub supported_parameters: Vec<String>,
     pub status: i32,
+    pub may_train: Option<bool>,
+    pub retains_prompts: Option<bool>,
+    pub zero_data_retention: Option<bool>,
 }
 
 impl EndpointRoute {
@@ -107,6 +114,13 @@ impl RoutingTable {
 
 fn resolve_endpoint(e: &pb::Endpoint, p: &pb::Provider) -> anyhow::Result<EndpointRoute> {
     let pricing = e.pricing.clone().unwrap_or_default();
+    let optional = |s: &Option<String>| -> anyhow::Result<Option<Price>> {
+        s.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .transpose()
+            .map_err(Into::into)
+    };
     let price = |s: &str| -> anyhow::Result<Price> {
         if s.is_empty() {
             Ok(Price::ZERO)
@@ -133,10 +147,17 @@ fn resolve_endpoint(e: &pb::Endpoint, p: &pb::Provider) -> anyhow::Result<Endpoi
             completion: price(&pricing.completion)?,
             request: price(pricing.request.as_deref().unwrap_or(""))?,
         },
+        image_price: optional(&pricing.image)?,
+        cache_read_price: optional(&pricing.input_cache_read)?,
         pricing,
         context_length: e.context_length,
         max_completion_tokens: e.max_completion_tokens,
+        quantization: e.quantization.clone(),
+        supported_parameters: e.supported_parameters.clone(),
         status: e.status,
+        may_train: p.may_train,
+        retains_prompts: p.retains_prompts,
+        zero_data_retention: p.zero_data_retention,
     })
 }
 

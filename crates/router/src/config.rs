@@ -63,6 +63,17 @@ pub struct Config {
         default_value_t = 30_000
     )]
     pub first_token_timeout_ms: u32,
+    /// Milliseconds until the first token for reasoning models (those whose
+    /// catalog entry supports `reasoning`).
+    #[arg(
+        long,
+        env = "SWITCHYARD_REASONING_FIRST_TOKEN_TIMEOUT_MS",
+        default_value_t = 180_000
+    )]
+    pub reasoning_first_token_timeout_ms: u32,
+    /// Seconds one request may take in total, every attempt included.
+    #[arg(long, env = "SWITCHYARD_REQUEST_TIMEOUT_SECS", default_value_t = 900)]
+    pub request_timeout_secs: u64,
     /// Seconds allowed for draining in-flight requests on shutdown.
     #[arg(long, env = "SWITCHYARD_DRAIN_SECS", default_value_t = 30)]
     pub drain_secs: u64,
@@ -90,6 +101,8 @@ impl Config {
             max_body_bytes: 32 * 1024 * 1024,
             keepalive_secs: 10,
             first_token_timeout_ms: 30_000,
+            reasoning_first_token_timeout_ms: 180_000,
+            request_timeout_secs: 900,
             drain_secs: 30,
             log_format: LogFormat::Text,
         }

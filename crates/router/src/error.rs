@@ -22,6 +22,28 @@ pub struct AttemptFailure {
     pub provider_code: Option<String>,
 }
 
+/// Why no endpoint of a model could take the request (OpenRouter's
+/// `error.availability`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Availability {
+    /// `no_endpoints` or `constraint_filtered`.
+    pub code: &'static str,
+    pub requested_models: Vec<String>,
+    /// `max_price`, `context_length`, `require_parameters`, `quantization`,
+    /// `allowed_providers`, `data_policy:zdr`, `data_policy:training`, ...
+    pub excluded_by: Vec<&'static str>,
+}
+
+impl Availability {
+    pub fn new(code: &'static str, model: &str, excluded_by: Vec<&'static str>) -> Availability {
+        Availability {
+            code,
+            requested_models: vec![model.to_owned()],
+            excluded_by,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -38,8 +60,13 @@ pub enum ApiError {
     UnknownModel(String),
     #[error("Generation {0} not found")]
     GenerationNotFound(String),
-    #[error("No endpoints found for {0}")]
-    NoEndpoints(String),
+    #[error("No endpoints found for {} that satisfy the request{}", .0.requested_models.join(", "),
+            if .0.excluded_by.is_empty() { String::new() } else { format!(" (excluded by {})", .0.excluded_by.join(", ")) })]
+    NoEndpoints(Availability),
+    #[error("This request needs about {requested} tokens, more than any endpoint's context length")]
+    ContextTooLong { requested: u64 },
+    #[error("Every endpoint of this model is rate limited; retry after {retry_after_secs} s")]
+    RateLimitedUpstream { retry_after_secs: u64 },
     #[error("Request body exceeds {limit} bytes")]
     PayloadTooLarge { limit: usize },
     /// Every attempted endpoint failed; the last failure decides the status.
@@ -66,6 +93,8 @@ impl ServiceError for ApiError {
             | ApiError::GenerationNotFound(_)
             | ApiError::NoEndpoints(_) => ErrorKind::NotFound,
             ApiError::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
+            ApiError::ContextTooLong { .. } => ErrorKind::InvalidArgument,
+            ApiError::RateLimitedUpstream { .. } => ErrorKind::RateLimited,
             ApiError::Upstream { last, .. } => upstream_kind(last.kind),
             ApiError::Unavailable(_) => ErrorKind::Unavailable,
             ApiError::Internal(_) => ErrorKind::Internal,
@@ -140,6 +169,8 @@ impl ApiError {
             | ApiError::GenerationNotFound(_)
             | ApiError::NoEndpoints(_) => "not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::ContextTooLong { .. } => "context_length_exceeded",
+            ApiError::RateLimitedUpstream { .. } => "rate_limit_exceeded",
             ApiError::Upstream { last, .. } => upstream_error_type(last.kind),
             ApiError::Unavailable(_) => "provider_overloaded",
             ApiError::Internal(_) => "server",
@@ -149,6 +180,7 @@ impl ApiError {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             ApiError::Upstream { last, .. } => last.retry_after_ms.map(|ms| ms.div_ceil(1000)),
+            ApiError::RateLimitedUpstream { retry_after_secs } => Some(*retry_after_secs),
             ApiError::Unavailable(_) => Some(1),
             _ => None,
         }
@@ -183,13 +215,24 @@ impl ApiError {
                 })
                 .collect();
         }
-        serde_json::json!({
+        let mut body = serde_json::json!({
             "error": {
                 "code": self.status(),
                 "message": self.public_message(),
                 "metadata": metadata,
             }
-        })
+        });
+        if let ApiError::NoEndpoints(a) = self {
+            body["error"]["error_type"] = "not_found".into();
+            body["error"]["http_status"] = self.status().into();
+            body["error"]["availability"] = serde_json::json!({
+                "code": a.code,
+                "retryable": false,
+                "requested_models": a.requested_models,
+                "excluded_by": a.excluded_by,
+            });
+        }
+        body
     }
 }
 

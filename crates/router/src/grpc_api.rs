@@ -71,8 +71,17 @@ impl RouterGrpc {
                 "messages must contain at least one message".into(),
             ));
         }
+        let provider: Option<serde_json::Value> = body
+            .provider_json
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| ApiError::BadRequest(format!("provider_json is not JSON: {e}")))?;
+        let prefs = crate::routing::prefs::parse(provider.as_ref())?;
         let created = ids::unix_now();
         let job = Job {
+            prefs,
+            session_key: body.session_id.clone(),
             generation_id: ids::generation_id(created),
             created,
             models,
@@ -84,7 +93,7 @@ impl RouterGrpc {
                 http_referer: body.http_referer,
                 app_title: body.app_title,
                 user_agent: Some("grpc".into()),
-                session_id: None,
+                session_id: body.session_id,
             },
             received_at,
             api_type: "completions",

@@ -37,19 +37,121 @@ pub enum Outcome {
     ClientError,
 }
 
-#[derive(Default, Debug, Clone)]
-struct Agg {
-    ok: u64,
-    err: u64,
-    timeout: u64,
-    r429: u64,
-    client_err: u64,
-    ttft_n: u64,
-    ttft_sum_ms: u64,
-    tps_n: u64,
-    tps_sum: u64,
-    ttft_buckets: HashMap<i32, u64>,
-    tps_buckets: HashMap<i32, u64>,
+/// Counts and sketches of one endpoint over some time; merge by addition.
+#[derive(Default, Debug, Clone, PartialEq)]
+pub struct Agg {
+    pub ok: u64,
+    pub err: u64,
+    pub timeout: u64,
+    pub r429: u64,
+    pub client_err: u64,
+    pub ttft_n: u64,
+    pub ttft_sum_ms: u64,
+    pub tps_n: u64,
+    pub tps_sum: u64,
+    /// Time to first token, milliseconds, log buckets.
+    pub ttft_buckets: HashMap<i32, u64>,
+    /// Tokens per second, log buckets.
+    pub tps_buckets: HashMap<i32, u64>,
+}
+
+impl Agg {
+    pub fn merge(&mut self, other: &Agg) {
+        self.ok += other.ok;
+        self.err += other.err;
+        self.timeout += other.timeout;
+        self.r429 += other.r429;
+        self.client_err += other.client_err;
+        self.ttft_n += other.ttft_n;
+        self.ttft_sum_ms += other.ttft_sum_ms;
+        self.tps_n += other.tps_n;
+        self.tps_sum += other.tps_sum;
+        for (b, n) in &other.ttft_buckets {
+            *self.ttft_buckets.entry(*b).or_default() += n;
+        }
+        for (b, n) in &other.tps_buckets {
+            *self.tps_buckets.entry(*b).or_default() += n;
+        }
+    }
+
+    /// Reads a stats hash as flushed to Redis (unknown fields ignored).
+    pub fn from_fields(fields: &HashMap<String, u64>) -> Agg {
+        let mut agg = Agg::default();
+        for (k, v) in fields {
+            match k.as_str() {
+                "ok" => agg.ok = *v,
+                "err" => agg.err = *v,
+                "timeout" => agg.timeout = *v,
+                "r429" => agg.r429 = *v,
+                "client_err" => agg.client_err = *v,
+                "ttft_n" => agg.ttft_n = *v,
+                "ttft_sum_ms" => agg.ttft_sum_ms = *v,
+                "tps_n" => agg.tps_n = *v,
+                "tps_sum" => agg.tps_sum = *v,
+                other => {
+                    if let Some(b) = other.strip_prefix("ttft_b").and_then(|b| b.parse().ok()) {
+                        agg.ttft_buckets.insert(b, *v);
+                    } else if let Some(b) = other.strip_prefix("tps_b").and_then(|b| b.parse().ok())
+                    {
+                        agg.tps_buckets.insert(b, *v);
+                    }
+                }
+            }
+        }
+        agg
+    }
+
+    /// Attempts that count for uptime: successes, failures and timeouts
+    /// (429s and client errors are excluded).
+    pub fn counted(&self) -> u64 {
+        self.ok + self.err + self.timeout
+    }
+
+    /// Uptime in percent, or None without counted attempts.
+    pub fn uptime(&self) -> Option<f64> {
+        let n = self.counted();
+        (n > 0).then(|| self.ok as f64 * 100.0 / n as f64)
+    }
+
+    /// Time to first token (ms) at quantile `q` in [0, 1].
+    pub fn ttft_quantile(&self, q: f64) -> Option<f64> {
+        quantile(&self.ttft_buckets, q)
+    }
+
+    /// Throughput (tokens/s) that a share `q` of requests met or exceeded:
+    /// "p90" throughput is the 10th percentile of the distribution.
+    pub fn throughput_at_least(&self, q: f64) -> Option<f64> {
+        quantile(&self.tps_buckets, 1.0 - q)
+    }
+}
+
+/// The value at quantile `q` of a log-bucketed sketch (bucket midpoints, so
+/// within 2% of the true value).
+pub fn quantile(buckets: &HashMap<i32, u64>, q: f64) -> Option<f64> {
+    let total: u64 = buckets.values().sum();
+    if total == 0 {
+        return None;
+    }
+    let mut sorted: Vec<(&i32, &u64)> = buckets.iter().collect();
+    sorted.sort_by_key(|(b, _)| **b);
+    let rank = (q.clamp(0.0, 1.0) * (total - 1) as f64).round() as u64;
+    let mut seen = 0;
+    for (b, n) in sorted {
+        seen += n;
+        if seen > rank {
+            return Some(bucket_value(*b));
+        }
+    }
+    None
+}
+
+/// Representative value of a bucket: the midpoint of (γ^(i-1), γ^i].
+fn bucket_value(b: i32) -> f64 {
+    if b <= 0 {
+        1.0
+    } else {
+        GAMMA.powi(b) * 2.0 / (1.0 + GAMMA)
+    }
 }
 
 #[derive(Default, Debug, Clone, Copy)]
@@ -65,9 +167,14 @@ struct Window {
     consecutive_failures: u32,
 }
 
+/// The last `LOCAL_MINUTES` minutes of each endpoint, kept in process so
+/// routing has numbers even when Redis is down.
+const LOCAL_MINUTES: i64 = 30;
+
 #[derive(Default)]
 struct Inner {
     pending: Mutex<HashMap<String, Agg>>,
+    minutes: Mutex<HashMap<String, Vec<(i64, Agg)>>>,
     health: Mutex<HashMap<String, Window>>,
     flushed_batches: AtomicU64,
     dropped_batches: AtomicU64,
@@ -113,9 +220,9 @@ impl Stats {
         ttft: Option<Duration>,
         tokens_per_second: Option<f64>,
     ) {
+        let mut one = Agg::default();
         {
-            let mut pending = self.inner.pending.lock().expect("stats poisoned");
-            let agg = pending.entry(endpoint_id.to_owned()).or_default();
+            let agg = &mut one;
             match outcome {
                 Outcome::Success => agg.ok += 1,
                 Outcome::Failure => agg.err += 1,
@@ -135,9 +242,27 @@ impl Stats {
                 *agg.tps_buckets.entry(bucket(tps)).or_default() += 1;
             }
         }
+        let now = now_unix();
+        self.inner
+            .pending
+            .lock()
+            .expect("stats poisoned")
+            .entry(endpoint_id.to_owned())
+            .or_default()
+            .merge(&one);
+        {
+            let minute = now / 60;
+            let mut minutes = self.inner.minutes.lock().expect("stats poisoned");
+            let ring = minutes.entry(endpoint_id.to_owned()).or_default();
+            match ring.last_mut() {
+                Some((m, agg)) if *m == minute => agg.merge(&one),
+                _ => ring.push((minute, one)),
+            }
+            ring.retain(|(m, _)| *m > minute - LOCAL_MINUTES);
+        }
         let failed = matches!(outcome, Outcome::Failure | Outcome::Timeout);
         if failed || outcome == Outcome::Success {
-            self.record_health(endpoint_id, failed, now_unix());
+            self.record_health(endpoint_id, failed, now);
         }
     }
 
@@ -183,6 +308,25 @@ impl Stats {
             return false;
         }
         window.consecutive_failures >= 3 || (ok + failed >= 4 && failed * 2 >= ok + failed)
+    }
+
+    /// This instance's own numbers for `endpoint_id` over the last
+    /// `minutes` minutes (at most 30).
+    pub fn local_window(&self, endpoint_id: &str, minutes: i64) -> Agg {
+        let since = now_unix() / 60 - minutes.min(LOCAL_MINUTES) + 1;
+        let mut out = Agg::default();
+        if let Some(ring) = self
+            .inner
+            .minutes
+            .lock()
+            .expect("stats poisoned")
+            .get(endpoint_id)
+        {
+            for (_, agg) in ring.iter().filter(|(m, _)| *m >= since) {
+                out.merge(agg);
+            }
+        }
+        out
     }
 
     pub fn flushed_batches(&self) -> u64 {
@@ -332,6 +476,36 @@ mod tests {
         }
         assert!(!stats.degraded_at("a", t));
         assert!(!stats.degraded_at("unknown", t));
+    }
+
+    #[test]
+    fn quantiles_come_back_within_two_percent() {
+        let mut agg = Agg::default();
+        for ms in 1..=1000 {
+            *agg.ttft_buckets.entry(bucket(ms as f64)).or_default() += 1;
+        }
+        for (q, truth) in [(0.5, 500.0), (0.9, 900.0), (0.99, 990.0)] {
+            let got = agg.ttft_quantile(q).unwrap();
+            assert!((got - truth).abs() / truth < 0.03, "q{q}: {got} vs {truth}");
+        }
+        assert_eq!(quantile(&HashMap::new(), 0.5), None);
+    }
+
+    #[test]
+    fn aggregates_round_trip_through_redis_fields() {
+        let stats = Stats::local();
+        stats.record(
+            "a",
+            Outcome::Success,
+            Some(Duration::from_millis(120)),
+            Some(40.0),
+        );
+        stats.record("a", Outcome::Timeout, None, None);
+        let agg = stats.take_pending().remove("a").unwrap();
+        let fields: HashMap<String, u64> = super::fields(&agg).into_iter().collect();
+        assert_eq!(Agg::from_fields(&fields), agg);
+        assert_eq!(agg.uptime(), Some(50.0));
+        assert_eq!(stats.local_window("a", 5).counted(), 2);
     }
 
     #[test]

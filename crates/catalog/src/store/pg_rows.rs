@@ -36,6 +36,9 @@ pub(super) struct ProviderRow {
     terms_of_service_url: Option<String>,
     status_page_url: Option<String>,
     headquarters: Option<String>,
+    may_train: Option<bool>,
+    retains_prompts: Option<bool>,
+    zero_data_retention: Option<bool>,
 }
 
 #[derive(FromRow)]
@@ -113,6 +116,9 @@ impl TryFrom<ProviderRow> for Provider {
             terms_of_service_url: r.terms_of_service_url,
             status_page_url: r.status_page_url,
             headquarters: r.headquarters,
+            may_train: r.may_train,
+            retains_prompts: r.retains_prompts,
+            zero_data_retention: r.zero_data_retention,
         })
     }
 }

@@ -56,7 +56,8 @@ const SELECT_MODELS: &str = "SELECT id, canonical_slug, name, \
      FROM catalog.models ORDER BY id COLLATE \"C\"";
 
 const SELECT_PROVIDERS: &str = "SELECT slug, name, wire_format, base_url, credential_ref, \
-     privacy_policy_url, terms_of_service_url, status_page_url, headquarters \
+     privacy_policy_url, terms_of_service_url, status_page_url, headquarters, \
+     may_train, retains_prompts, zero_data_retention \
      FROM catalog.providers ORDER BY slug COLLATE \"C\"";
 
 const SELECT_ENDPOINTS: &str = "SELECT id, model_id, provider_slug, tag, upstream_model, \
@@ -72,18 +73,23 @@ const SELECT_ENDPOINTS: &str = "SELECT id, model_id, provider_slug, tag, upstrea
 // zero affected rows, which is how a re-applied seed leaves the version alone.
 const UPSERT_PROVIDER: &str = "INSERT INTO catalog.providers AS t (slug, name, wire_format, \
      base_url, credential_ref, privacy_policy_url, terms_of_service_url, status_page_url, \
-     headquarters) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     headquarters, may_train, retains_prompts, zero_data_retention) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
      ON CONFLICT (slug) DO UPDATE SET name = excluded.name, wire_format = excluded.wire_format, \
      base_url = excluded.base_url, credential_ref = excluded.credential_ref, \
      privacy_policy_url = excluded.privacy_policy_url, \
      terms_of_service_url = excluded.terms_of_service_url, \
      status_page_url = excluded.status_page_url, headquarters = excluded.headquarters, \
+     may_train = excluded.may_train, retains_prompts = excluded.retains_prompts, \
+     zero_data_retention = excluded.zero_data_retention, \
      updated_at = now() \
      WHERE (t.name, t.wire_format, t.base_url, t.credential_ref, t.privacy_policy_url, \
-     t.terms_of_service_url, t.status_page_url, t.headquarters) IS DISTINCT FROM \
+     t.terms_of_service_url, t.status_page_url, t.headquarters, t.may_train, \
+     t.retains_prompts, t.zero_data_retention) IS DISTINCT FROM \
      (excluded.name, excluded.wire_format, excluded.base_url, excluded.credential_ref, \
      excluded.privacy_policy_url, excluded.terms_of_service_url, excluded.status_page_url, \
-     excluded.headquarters)";
+     excluded.headquarters, excluded.may_train, excluded.retains_prompts, \
+     excluded.zero_data_retention)";
 
 const UPSERT_MODEL: &str = "INSERT INTO catalog.models AS t (id, canonical_slug, name, created, \
      description, context_length, modality, input_modalities, output_modalities, tokenizer, \
@@ -172,6 +178,9 @@ async fn apply_in(
             .bind(&p.terms_of_service_url)
             .bind(&p.status_page_url)
             .bind(&p.headquarters)
+            .bind(p.may_train)
+            .bind(p.retains_prompts)
+            .bind(p.zero_data_retention)
             .execute(&mut **tx)
             .await
             .map_err(db_error)?

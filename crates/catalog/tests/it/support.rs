@@ -73,6 +73,9 @@ pub fn provider(slug: &str) -> Provider {
         terms_of_service_url: None,
         status_page_url: None,
         headquarters: Some("US".to_owned()),
+        may_train: Some(false),
+        retains_prompts: Some(true),
+        zero_data_retention: None,
     }
 }
 

@@ -6,12 +6,12 @@
 //! Fallback is allowed until the first content (or tool-call, or finish)
 //! event; after that the stream is committed to its endpoint.
 
-mod order;
 mod pump;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rand::Rng;
 use switchyard_kit::Nanos;
 use switchyard_kit::grpc::{InternalChannel, MAX_MESSAGE_BYTES};
 use switchyard_proto::common::v1::{ChatRequest, TokenUsage};
@@ -23,13 +23,34 @@ use tokio_stream::StreamExt;
 
 use crate::catalog_view::{CatalogView, EndpointRoute};
 use crate::error::{ApiError, AttemptFailure, attempt_status};
+use crate::routing::budget::RetryBudget;
+use crate::routing::health::{Admission, Health, Signal};
+use crate::routing::needs::Needs;
+use crate::routing::perf::PerfView;
+use crate::routing::prefs::ProviderPrefs;
+use crate::routing::select::{self, Candidate};
+use crate::routing::sticky::{Sticky, StickyKey};
 use crate::stats::{Outcome, Stats};
 use crate::usage::UsageSink;
 
-pub use order::MAX_ENDPOINTS_PER_MODEL;
+pub use crate::routing::select::MAX_ENDPOINTS_PER_MODEL;
 
 /// Attempts per request across all models and endpoints.
 pub const MAX_ATTEMPTS: usize = 5;
+/// Backoff between attempts: full jitter, 25 ms doubling up to 250 ms.
+const BACKOFF_BASE: Duration = Duration::from_millis(25);
+const BACKOFF_MAX: Duration = Duration::from_millis(250);
+
+/// Time limits of one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Until the first token, per attempt (standard models).
+    pub first_token: Duration,
+    /// Until the first token for reasoning models, which think first.
+    pub reasoning_first_token: Duration,
+    /// The whole request, all attempts included.
+    pub total: Duration,
+}
 
 /// Who asked, and where the request came from.
 #[derive(Debug, Clone, Default)]
@@ -54,6 +75,9 @@ pub struct Job {
     pub received_at: Instant,
     /// "completions" for chat, as in the generation record's `api_type`.
     pub api_type: &'static str,
+    pub prefs: ProviderPrefs,
+    /// `session_id` / `x-session-id` / `prompt_cache_key`, for stickiness.
+    pub session_key: Option<String>,
 }
 
 /// What the client-facing layer renders, in order.
@@ -108,7 +132,11 @@ struct EngineInner {
     adapter: ProviderAdapterServiceClient<InternalChannel>,
     stats: Stats,
     usage: UsageSink,
-    first_token_timeout: Duration,
+    health: Arc<Health>,
+    perf: PerfView,
+    budget: RetryBudget,
+    sticky: Arc<Sticky>,
+    timeouts: Timeouts,
 }
 
 /// What an attempt produced before it committed.
@@ -124,8 +152,9 @@ impl Engine {
         catalog: CatalogView,
         adapter: InternalChannel,
         stats: Stats,
+        perf: PerfView,
         usage: UsageSink,
-        first_token_timeout: Duration,
+        timeouts: Timeouts,
     ) -> Engine {
         let adapter = ProviderAdapterServiceClient::new(adapter)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
@@ -136,7 +165,11 @@ impl Engine {
                 adapter,
                 stats,
                 usage,
-                first_token_timeout,
+                health: Arc::new(Health::default()),
+                perf,
+                budget: RetryBudget::default(),
+                sticky: Arc::new(Sticky::default()),
+                timeouts,
             }),
         }
     }
@@ -145,76 +178,136 @@ impl Engine {
         &self.inner.catalog
     }
 
-    /// Runs the attempts until one commits; the rest streams through
-    /// `Committed::events`.
+    pub fn health(&self) -> &Health {
+        &self.inner.health
+    }
+
+    pub fn perf(&self) -> &PerfView {
+        &self.inner.perf
+    }
+
+    /// Plans the endpoints, then tries them until one commits; the rest
+    /// streams through `Committed::events`.
     pub async fn start(&self, job: Job) -> Result<Committed, ApiError> {
-        let table = self.inner.catalog.current();
-        if !self.inner.catalog.is_ready() {
+        let inner = &self.inner;
+        if !inner.catalog.is_ready() {
             return Err(ApiError::Unavailable(
                 "The model catalog is still loading".into(),
             ));
         }
-        let mut plan: Vec<Arc<EndpointRoute>> = Vec::new();
-        let mut known_model = false;
-        for model in &job.models {
-            if let Some(entry) = table.model(model) {
-                known_model = true;
-                plan.extend(order::order(&entry.endpoints, &self.inner.stats));
-            }
-        }
-        if plan.is_empty() {
-            return Err(if known_model {
-                ApiError::NoEndpoints(job.models[0].clone())
-            } else {
-                ApiError::UnknownModel(job.models[0].clone())
-            });
-        }
+        let table = inner.catalog.current();
+        let perf = inner.perf.snapshot();
+        let needs = Needs::of(&job.request);
+        let now = Instant::now();
+        inner.budget.deposit(now);
+        let primary = select::resolve(&table, &job.models[0]).map(|(e, _)| e.model.id.clone());
+        let sticky_key = primary.as_ref().map(|model| {
+            StickyKey::of(
+                &job.attribution.account_id,
+                model,
+                job.session_key.as_deref(),
+                &job.request,
+            )
+        });
+        let sticky = sticky_key.and_then(|k| inner.sticky.get(&k, now));
+        let cx = select::Context {
+            table: &table,
+            prefs: &job.prefs,
+            needs: &needs,
+            health: &inner.health,
+            perf: &perf,
+            sticky: sticky.as_deref(),
+            now,
+        };
+        let groups = select::plan(&job.models, &cx);
+        let deadline = job.received_at + inner.timeouts.total;
         let mut failures: Vec<AttemptFailure> = Vec::new();
-        for endpoint in plan.into_iter().take(MAX_ATTEMPTS) {
-            match self.attempt(&job, &endpoint).await {
-                Ok(opened) => {
-                    let mut attempts = failures;
-                    attempts.push(AttemptFailure {
-                        provider: endpoint.provider_name.clone(),
-                        endpoint_id: endpoint.id.clone(),
-                        status: 200,
-                        kind: UpstreamErrorKind::Unspecified,
-                        message: String::new(),
-                        retry_after_ms: None,
-                        provider_code: None,
-                    });
-                    return Ok(self.commit(job, endpoint, opened, attempts));
+        let mut last_error: Option<ApiError> = None;
+        let mut attempts = 0;
+        'models: for group in groups {
+            let candidates = match group.candidates {
+                Ok(c) => c,
+                Err(err) => {
+                    last_error = Some(err);
+                    continue;
                 }
-                Err(failure) => {
-                    let outcome = match failure.kind {
-                        UpstreamErrorKind::RateLimited => Outcome::RateLimited,
-                        UpstreamErrorKind::Timeout => Outcome::Timeout,
-                        k if !retryable(k) => Outcome::ClientError,
-                        _ => Outcome::Failure,
-                    };
-                    self.inner.stats.record(&endpoint.id, outcome, None, None);
-                    tracing::info!(
-                        generation_id = %job.generation_id,
-                        endpoint = %endpoint.id,
-                        status = failure.status,
-                        "attempt failed"
-                    );
-                    let stop = !retryable(failure.kind);
-                    failures.push(failure);
-                    if stop {
-                        break;
+            };
+            for candidate in candidates {
+                if attempts >= MAX_ATTEMPTS {
+                    break 'models;
+                }
+                let endpoint = candidate.endpoint.clone();
+                let admission = if candidate.panic {
+                    Admission::Allowed
+                } else {
+                    inner.health.admit(&endpoint.id, Instant::now())
+                };
+                if matches!(admission, Admission::Ejected | Admission::CoolingDown(_)) {
+                    continue;
+                }
+                if attempts > 0 {
+                    if !inner.budget.withdraw(Instant::now()) {
+                        tracing::warn!(generation_id = %job.generation_id, "retry budget exhausted");
+                        inner
+                            .health
+                            .record(&endpoint.id, Signal::Neutral, Instant::now());
+                        break 'models;
+                    }
+                    let cap = (BACKOFF_BASE * 2u32.pow(attempts as u32 - 1)).min(BACKOFF_MAX);
+                    let wait = cap.mul_f64(rand::rng().random::<f64>());
+                    tokio::time::sleep(wait).await;
+                }
+                if Instant::now() >= deadline {
+                    inner
+                        .health
+                        .record(&endpoint.id, Signal::Neutral, Instant::now());
+                    break 'models;
+                }
+                attempts += 1;
+                match self.attempt(&job, &candidate, deadline).await {
+                    Ok(opened) => {
+                        let mut trail = failures;
+                        trail.push(served(&endpoint));
+                        let key = sticky_key.filter(|_| {
+                            primary.as_deref() == Some(candidate.model.model.id.as_str())
+                        });
+                        return Ok(self.commit(job, candidate, opened, trail, key));
+                    }
+                    Err(failure) => {
+                        let (outcome, signal) = classify(&failure);
+                        inner.stats.record(&endpoint.id, outcome, None, None);
+                        inner.health.record(&endpoint.id, signal, Instant::now());
+                        tracing::info!(
+                            generation_id = %job.generation_id,
+                            endpoint = %endpoint.id,
+                            status = failure.status,
+                            "attempt failed"
+                        );
+                        let give_up_on_model = !retryable(failure.kind);
+                        failures.push(failure);
+                        last_error = Some(ApiError::Upstream {
+                            last: Box::new(failures.last().cloned().expect("just pushed")),
+                            attempts: failures.clone(),
+                        });
+                        if give_up_on_model {
+                            continue 'models;
+                        }
                     }
                 }
             }
         }
-        let last = failures.last().cloned().expect("at least one attempt ran");
-        Err(ApiError::Upstream {
-            last: Box::new(last),
-            attempts: failures,
-        })
+        Err(last_error.unwrap_or_else(|| {
+            ApiError::Unavailable("No endpoint could take the request right now".into())
+        }))
     }
 
-    async fn attempt(&self, job: &Job, endpoint: &EndpointRoute) -> Result<Opened, AttemptFailure> {
+    async fn attempt(
+        &self,
+        job: &Job,
+        candidate: &Candidate,
+        deadline: Instant,
+    ) -> Result<Opened, AttemptFailure> {
+        let endpoint = &candidate.endpoint;
         let fail = |kind, upstream_status: u32, message: String, retry_after_ms, provider_code| {
             AttemptFailure {
                 provider: endpoint.provider_name.clone(),
@@ -227,20 +320,32 @@ impl Engine {
             }
         };
         let dispatched_at = Instant::now();
-        let deadline =
-            tokio::time::Instant::from_std(dispatched_at + self.inner.first_token_timeout);
+        let reasoning = candidate
+            .model
+            .model
+            .supported_parameters
+            .iter()
+            .any(|p| p == "reasoning" || p == "include_reasoning");
+        let first_token = if reasoning {
+            self.inner.timeouts.reasoning_first_token
+        } else {
+            self.inner.timeouts.first_token
+        };
+        let remaining = deadline.saturating_duration_since(dispatched_at);
+        let first_token = first_token.min(remaining);
+        let token_deadline = tokio::time::Instant::from_std(dispatched_at + first_token);
         let request = GenerateRequest {
             target: Some(endpoint.target.clone()),
             request: Some(job.request.clone()),
             stream: job.stream,
             generation_id: job.generation_id.clone(),
-            first_token_timeout_ms: self.inner.first_token_timeout.as_millis() as u32,
-            total_timeout_ms: 0,
+            first_token_timeout_ms: first_token.as_millis() as u32,
+            total_timeout_ms: remaining.as_millis().min(u32::MAX as u128) as u32,
             upstream_headers: Default::default(),
         };
         let mut adapter = self.inner.adapter.clone();
         let call = adapter.generate(request);
-        let mut stream = match tokio::time::timeout_at(deadline, call).await {
+        let mut stream = match tokio::time::timeout_at(token_deadline, call).await {
             Ok(Ok(response)) => response.into_inner(),
             Ok(Err(status)) => {
                 tracing::warn!(%status, "provider-adapter call failed");
@@ -265,7 +370,7 @@ impl Engine {
         let mut buffered = Vec::new();
         let mut upstream_id = String::new();
         loop {
-            let next = match tokio::time::timeout_at(deadline, stream.next()).await {
+            let next = match tokio::time::timeout_at(token_deadline, stream.next()).await {
                 Ok(next) => next,
                 Err(_) => {
                     return Err(fail(
@@ -342,15 +447,17 @@ impl Engine {
     fn commit(
         &self,
         job: Job,
-        endpoint: Arc<EndpointRoute>,
+        candidate: Candidate,
         opened: Opened,
         attempts: Vec<AttemptFailure>,
+        sticky: Option<StickyKey>,
     ) -> Committed {
         let (tx, rx) = mpsc::channel(64);
+        let endpoint = candidate.endpoint;
         let committed = Committed {
             generation_id: job.generation_id.clone(),
             created: job.created,
-            model: endpoint.model_id.clone(),
+            model: candidate.served_model.clone(),
             provider_name: endpoint.provider_name.clone(),
             endpoint_id: endpoint.id.clone(),
             attempts: attempts.clone(),
@@ -359,13 +466,42 @@ impl Engine {
         tokio::spawn(pump::run(pump::Pump {
             job,
             endpoint,
+            served_model: candidate.served_model,
             opened,
             attempts,
             tx,
             stats: self.inner.stats.clone(),
             usage: self.inner.usage.clone(),
+            health: self.inner.health.clone(),
+            sticky: sticky.map(|key| (self.inner.sticky.clone(), key)),
         }));
         committed
+    }
+}
+
+/// The serving attempt, as listed in the attempts trail.
+fn served(endpoint: &EndpointRoute) -> AttemptFailure {
+    AttemptFailure {
+        provider: endpoint.provider_name.clone(),
+        endpoint_id: endpoint.id.clone(),
+        status: 200,
+        kind: UpstreamErrorKind::Unspecified,
+        message: String::new(),
+        retry_after_ms: None,
+        provider_code: None,
+    }
+}
+
+/// How a failed attempt counts for stats and for the endpoint's health.
+fn classify(failure: &AttemptFailure) -> (Outcome, Signal) {
+    match failure.kind {
+        UpstreamErrorKind::RateLimited => (
+            Outcome::RateLimited,
+            Signal::RateLimited(failure.retry_after_ms.map(Duration::from_millis)),
+        ),
+        UpstreamErrorKind::Timeout => (Outcome::Timeout, Signal::Failure),
+        k if !retryable(k) => (Outcome::ClientError, Signal::Neutral),
+        _ => (Outcome::Failure, Signal::Failure),
     }
 }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use switchyard_proto::common::v1::{ChatRequest, FinishReason, TokenUsage, content_part};
+use switchyard_proto::common::v1::{FinishReason, TokenUsage};
 use switchyard_proto::metering::v1::{ProviderAttempt, UsageEvent};
 use switchyard_proto::provider::v1::UpstreamErrorKind;
 use switchyard_proto::provider::v1::generate_response::Event as Upstream;
@@ -16,12 +16,17 @@ use tokio_stream::StreamExt;
 use super::{Event, Job, Opened, Summary};
 use crate::catalog_view::EndpointRoute;
 use crate::error::{AttemptFailure, upstream_error_type, upstream_kind};
+use crate::routing::health::{Health, Signal};
+use crate::routing::sticky::{Sticky, StickyKey};
 use crate::stats::{Outcome, Stats};
 use crate::usage::UsageSink;
 
 pub(super) struct Pump {
     pub job: Job,
     pub endpoint: Arc<EndpointRoute>,
+    pub served_model: String,
+    pub health: Arc<Health>,
+    pub sticky: Option<(Arc<Sticky>, StickyKey)>,
     pub opened: Opened,
     pub attempts: Vec<AttemptFailure>,
     pub tx: mpsc::Sender<Event>,
@@ -76,6 +81,9 @@ impl Tally {
 struct Books {
     job: Job,
     endpoint: Arc<EndpointRoute>,
+    served_model: String,
+    health: Arc<Health>,
+    sticky: Option<(Arc<Sticky>, StickyKey)>,
     dispatched_at: Instant,
     upstream_id: String,
     attempts: Vec<AttemptFailure>,
@@ -88,6 +96,9 @@ pub(super) async fn run(p: Pump) {
     let Pump {
         job,
         endpoint,
+        served_model,
+        health,
+        sticky,
         opened,
         attempts,
         tx,
@@ -103,6 +114,9 @@ pub(super) async fn run(p: Pump) {
     let books = Books {
         job,
         endpoint,
+        served_model,
+        health,
+        sticky,
         dispatched_at,
         upstream_id,
         attempts,
@@ -202,30 +216,13 @@ pub fn finish_name(reason: FinishReason) -> &'static str {
     }
 }
 
-/// Prompt tokens when the provider reported none: ~4 characters a token.
-pub fn estimate_prompt_tokens(request: &ChatRequest) -> u64 {
-    let chars: usize = request
-        .messages
-        .iter()
-        .map(|m| {
-            m.text.as_deref().map_or(0, str::len)
-                + m.parts
-                    .iter()
-                    .map(|p| match &p.part {
-                        Some(content_part::Part::Text(t)) => t.len(),
-                        _ => 0,
-                    })
-                    .sum::<usize>()
-                + 16
-        })
-        .sum();
-    chars.div_ceil(4) as u64
-}
-
 async fn settle(books: Books, tally: Tally, ended_at: Instant) {
     let Books {
         job,
         endpoint,
+        served_model,
+        health,
+        sticky,
         dispatched_at,
         upstream_id,
         attempts,
@@ -234,7 +231,7 @@ async fn settle(books: Books, tally: Tally, ended_at: Instant) {
         usage,
     } = books;
     let tokens = tally.usage.unwrap_or_else(|| TokenUsage {
-        prompt_tokens: estimate_prompt_tokens(&job.request),
+        prompt_tokens: crate::routing::needs::estimate_prompt_tokens(&job.request),
         completion_tokens: tally.completion_chars.div_ceil(4) as u64,
         ..Default::default()
     });
@@ -277,13 +274,24 @@ async fn settle(books: Books, tally: Tally, ended_at: Instant) {
         Some(_) => Outcome::Failure,
     };
     stats.record(&endpoint.id, outcome, ttft, tps);
+    let now = Instant::now();
+    let signal = match tally.failure {
+        Some(_) => Signal::Failure,
+        None => Signal::Success,
+    };
+    health.record(&endpoint.id, signal, now);
+    if signal == Signal::Success
+        && let Some((sticky, key)) = sticky
+    {
+        sticky.succeeded(key, &endpoint, tokens.cached_tokens > 0, now);
+    }
 
     let attribution = job.attribution;
     usage.submit(UsageEvent {
         generation_id: job.generation_id,
         account_id: attribution.account_id,
         key_hash: attribution.key_hash,
-        model: endpoint.model_id.clone(),
+        model: served_model,
         endpoint_id: endpoint.id.clone(),
         provider_slug: endpoint.provider_slug.clone(),
         provider_name: endpoint.provider_name.clone(),

@@ -41,9 +41,19 @@ async fn handle(state: Arc<AppState>, request: Request) -> Result<Response, ApiE
         models: parsed.models,
         request: parsed.request,
         stream: parsed.stream,
+        session_key: None,
         attribution: attribution(&parts.headers, caller, parsed.session_id),
         received_at,
         api_type: "completions",
+        prefs: parsed.prefs,
+    };
+    let job = Job {
+        session_key: job
+            .attribution
+            .session_id
+            .clone()
+            .or(parsed.prompt_cache_key),
+        ..job
     };
     if job.stream {
         sse::respond(&state, job).await

@@ -6,6 +6,7 @@ use serde_json::Value;
 use switchyard_proto::common::v1 as pb;
 
 use crate::error::ApiError;
+use crate::routing::prefs::{self, Partition, ProviderPrefs};
 
 #[derive(Debug, Deserialize)]
 pub struct ChatBody {
@@ -41,6 +42,11 @@ pub struct ChatBody {
     logit_bias: Option<Value>,
     #[serde(default)]
     pub session_id: Option<String>,
+    prompt_cache_key: Option<String>,
+    provider: Option<Value>,
+    /// Deprecated alias of `provider.sort.partition` (fallback -> model,
+    /// sort -> none).
+    route: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +113,8 @@ pub struct ParsedChat {
     pub models: Vec<String>,
     pub stream: bool,
     pub session_id: Option<String>,
+    pub prompt_cache_key: Option<String>,
+    pub prefs: ProviderPrefs,
     pub request: pb::ChatRequest,
 }
 
@@ -173,6 +181,14 @@ impl ChatBody {
             Some(StopIn::Many(v)) => v,
         };
         let reasoning = merge_reasoning(self.reasoning, self.reasoning_effort)?;
+        let mut prefs = prefs::parse(self.provider.as_ref())?;
+        if let (Some(route), Some(sort)) = (self.route.as_deref(), prefs.sort.as_mut()) {
+            sort.partition = if route == "sort" {
+                Partition::None
+            } else {
+                Partition::Model
+            };
+        }
         let messages = messages
             .into_iter()
             .enumerate()
@@ -188,6 +204,8 @@ impl ChatBody {
             models,
             stream: self.stream.unwrap_or(false),
             session_id: self.session_id,
+            prompt_cache_key: self.prompt_cache_key,
+            prefs,
             request: pb::ChatRequest {
                 messages,
                 max_tokens,
