@@ -24,6 +24,7 @@ async fn send(stack: &Stack, key: Option<&str>, body: Vec<u8>) -> (u16, Value) {
 async fn bad_requests_get_the_right_status_and_no_usage_record() {
     let stack = Stack::start_with(Options {
         max_body_bytes: 64 * 1024,
+        ..Default::default()
     })
     .await;
     let key = stack.key.clone();

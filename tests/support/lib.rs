@@ -17,6 +17,8 @@ use tokio::task::JoinHandle;
 
 pub const CHEAP_UPSTREAM: &str = "gpt-4-cheap";
 pub const PRICEY_UPSTREAM: &str = "gpt-4-pricey";
+/// With `Options::three_providers`: a third endpoint, "SimMid", between the two.
+pub const MID_UPSTREAM: &str = "gpt-4-mid";
 
 pub struct Stack {
     pub http: SocketAddr,
@@ -34,8 +36,28 @@ pub struct Stack {
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
 
-fn seed(sim_url: &str) -> String {
-    format!(
+fn seed(sim_url: &str, three: bool) -> String {
+    let third = if three {
+        format!(
+            r#"
+[[providers]]
+slug = "sim-mid"
+name = "SimMid"
+wire_format = "openai"
+base_url = "{sim_url}/v1"
+credential_ref = ""
+
+[[endpoints]]
+model = "openai/gpt-4"
+provider = "sim-mid"
+upstream_model = "{MID_UPSTREAM}"
+pricing = {{ prompt = "0.00004", completion = "0.00008" }}
+"#
+        )
+    } else {
+        String::new()
+    };
+    let base = format!(
         r#"
 [[providers]]
 slug = "sim-cheap"
@@ -72,17 +94,26 @@ provider = "sim-pricey"
 upstream_model = "{PRICEY_UPSTREAM}"
 pricing = {{ prompt = "0.03", completion = "0.06" }}
 "#
-    )
+    );
+    base + &third
 }
 
 pub struct Options {
     pub max_body_bytes: usize,
+    /// Add "SimMid" as a third provider of `openai/gpt-4`.
+    pub three_providers: bool,
+    pub first_token_timeout_ms: u32,
+    /// Redis to use instead of the shared one (fault tests run their own).
+    pub redis_url: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
             max_body_bytes: 256 * 1024,
+            three_providers: false,
+            first_token_timeout_ms: 30_000,
+            redis_url: None,
         }
     }
 }
@@ -112,7 +143,7 @@ impl Stack {
         tasks.push(tokio::spawn(sim.run(shutdown.clone())));
 
         let seed_path = data_dir.join("seed.toml");
-        std::fs::write(&seed_path, seed(&sim_url)).expect("seed");
+        std::fs::write(&seed_path, seed(&sim_url, options.three_providers)).expect("seed");
         let catalog = switchyard_catalog::App::build(switchyard_catalog::Config {
             grpc_addr: "127.0.0.1:0".parse().expect("literal"),
             database_url: Some(database_url.clone().into()),
@@ -157,7 +188,8 @@ impl Stack {
         config.catalog_url = catalog_url;
         config.adapter_url = adapter_url;
         config.metering_url = metering_url;
-        config.redis_url = Some(testing::redis_url());
+        config.redis_url = Some(options.redis_url.clone().unwrap_or_else(testing::redis_url));
+        config.first_token_timeout_ms = options.first_token_timeout_ms;
         config.redis_prefix = redis_prefix.clone();
         config.max_body_bytes = options.max_body_bytes;
         let peers = switchyard_router::Peers::connect(&config).expect("peers");

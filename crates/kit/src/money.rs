@@ -77,10 +77,12 @@ pub struct Charge {
     pub total: Nanos,
 }
 
-/// Zero-completion insurance: a generation that produced nothing (no
-/// completion tokens and no finish reason) or ended in error is free.
+/// Zero-completion insurance: a generation that produced nothing — no
+/// completion tokens, and no finish reason or an error — is free. A stream
+/// that fails after producing tokens is billed for what it produced (the
+/// client received it); an empty but finished answer is still an answer.
 pub fn is_insured(completion_tokens: u64, finish_reason: &str) -> bool {
-    (completion_tokens == 0 && finish_reason.is_empty()) || finish_reason == "error"
+    completion_tokens == 0 && (finish_reason.is_empty() || finish_reason == "error")
 }
 
 impl Rates {
@@ -279,9 +281,14 @@ mod tests {
             "nothing generated"
         );
         assert_eq!(
-            rates.charge(37, 8, "error"),
+            rates.charge(37, 0, "error"),
             Charge::default(),
-            "ended in error"
+            "failed before any output"
+        );
+        assert_eq!(
+            rates.charge(37, 8, "error").total,
+            1_590_000 + 1_000_000,
+            "partial output before a failure is billed"
         );
         assert_eq!(
             rates.charge(37, 0, "stop").prompt,

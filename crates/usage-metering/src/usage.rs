@@ -344,7 +344,11 @@ mod tests {
         assert_eq!(UsageEvent::try_from(raw).unwrap().cost(), Cost::default());
         let mut raw = event("0.00003", "0.00006");
         raw.finish_reason = "error".into();
+        raw.completion_tokens = 0;
         assert_eq!(UsageEvent::try_from(raw).unwrap().cost(), Cost::default());
+        let mut raw = event("0.00003", "0.00006");
+        raw.finish_reason = "error".into(); // failed after output: billed
+        assert_eq!(UsageEvent::try_from(raw).unwrap().cost().total, 1_590_000);
         let mut raw = event("0.00003", "0.00006");
         raw.completion_tokens = 0; // with a finish reason it is charged
         assert_eq!(UsageEvent::try_from(raw).unwrap().cost().total, 1_110_000);

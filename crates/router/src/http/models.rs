@@ -75,7 +75,7 @@ pub fn render_models(models: &HashMap<String, Arc<ModelEntry>>) -> Bytes {
     Bytes::from(body.to_string())
 }
 
-fn price_json(endpoint: Option<&EndpointRoute>) -> Value {
+pub fn price_json(endpoint: Option<&EndpointRoute>) -> Value {
     let Some(e) = endpoint else {
         return json!({ "prompt": "0", "completion": "0" });
     };

@@ -3,5 +3,6 @@
 
 mod grpc;
 mod keys;
+mod metrics;
 mod support;
 mod usage;

@@ -22,10 +22,12 @@ crate::on_both_backends!(
     concurrent_overlapping_batches_record_each_id_once,
 );
 
+/// What recording `event(..)`s yields: each new one costs $0.00159.
 fn outcome(recorded: u32, duplicates: u32) -> RecordOutcome {
     RecordOutcome {
         recorded,
         duplicates,
+        cost: i64::from(recorded) * 1_590_000,
     }
 }
 
@@ -148,10 +150,13 @@ async fn empty_or_errored_generations_are_free(metering: Metering) {
     empty.finish_reason.clear();
     let mut errored = event("gen-error", "acct-1");
     errored.finish_reason = "error".into();
+    errored.completion_tokens = 0;
+    let mut cut = event("gen-cut", "acct-1");
+    cut.finish_reason = "error".into();
     let mut stopped_early = event("gen-stop", "acct-1");
     stopped_early.completion_tokens = 0;
     metering
-        .record_usage(vec![empty, errored, stopped_early])
+        .record_usage(vec![empty, errored, stopped_early, cut])
         .await
         .unwrap();
 
@@ -171,6 +176,13 @@ async fn empty_or_errored_generations_are_free(metering: Metering) {
             "the row is still recorded"
         );
     }
+    // Output delivered before a failure is billed like any other.
+    assert_eq!(
+        generation(&metering, "gen-cut", "acct-1")
+            .await
+            .total_cost_nanos,
+        1_590_000
+    );
     // A finish reason means the provider answered: the prompt is charged.
     assert_eq!(
         generation(&metering, "gen-stop", "acct-1")
@@ -280,6 +292,7 @@ async fn concurrent_overlapping_batches_record_each_id_once(metering: Metering) 
         let outcome = task.await.unwrap().expect("batch recorded");
         total.recorded += outcome.recorded;
         total.duplicates += outcome.duplicates;
+        total.cost += outcome.cost;
     }
     assert_eq!(total, outcome(24, 20 * 5 - 24));
     let mut apps = HashSet::new();
