@@ -69,6 +69,16 @@ async fn unary_and_streaming_over_grpc() {
     );
     assert!(last.unwrap().usage.is_some(), "usage on the final chunk");
 
+    // Routing preferences travel as OpenRouter's `provider` object.
+    let mut pinned = request(&stack.key);
+    pinned.get_mut().provider_json = Some(r#"{"only": ["sim-pricey"]}"#.into());
+    let response = client.chat_completion(pinned).await.unwrap().into_inner();
+    assert_eq!(response.provider, "SimPricey");
+    let mut nonsense = request(&stack.key);
+    nonsense.get_mut().provider_json = Some(r#"{"sort": "fastest"}"#.into());
+    let status = client.chat_completion(nonsense).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+
     let mut bad = request("sk-sy-v1-nope");
     bad.metadata_mut()
         .insert("authorization", "Bearer nope".parse().unwrap());

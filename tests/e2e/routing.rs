@@ -395,3 +395,26 @@ async fn preferences_that_exclude_everything_are_a_404_with_reasons() {
     assert_eq!(body["model"], "openai/gpt-4");
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn a_conversation_sticks_to_the_endpoint_that_has_its_cache() {
+    let stack = Stack::start().await;
+    // The first turn is pinned to SimPricey (which cheap-first routing would
+    // almost never pick); later turns of the session follow it there.
+    let mut first = with_provider(chat_body(false), json!({"order": ["sim-pricey"]}));
+    first["session_id"] = json!("conversation-1");
+    let r = post_chat(&stack, &first).await;
+    assert_eq!(r.headers()["x-switchyard-provider"], "SimPricey");
+    for _ in 0..5 {
+        let mut next = chat_body(false);
+        next["session_id"] = json!("conversation-1");
+        let r = post_chat(&stack, &next).await;
+        assert_eq!(r.headers()["x-switchyard-provider"], "SimPricey", "sticky");
+    }
+    // Another conversation is routed normally.
+    let mut other = chat_body(false);
+    other["session_id"] = json!("conversation-2");
+    let r = post_chat(&stack, &other).await;
+    assert_eq!(r.headers()["x-switchyard-provider"], "SimCheap");
+    stack.stop().await;
+}

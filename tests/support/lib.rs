@@ -86,13 +86,13 @@ supported_parameters = ["max_tokens", "temperature", "tools", "tool_choice"]
 model = "openai/gpt-4"
 provider = "sim-cheap"
 upstream_model = "{CHEAP_UPSTREAM}"
-pricing = {{ prompt = "0.00003", completion = "0.00006" }}
+pricing = {{ prompt = "0.00003", completion = "0.00006", input_cache_read = "0.000015" }}
 
 [[endpoints]]
 model = "openai/gpt-4"
 provider = "sim-pricey"
 upstream_model = "{PRICEY_UPSTREAM}"
-pricing = {{ prompt = "0.03", completion = "0.06" }}
+pricing = {{ prompt = "0.03", completion = "0.06", input_cache_read = "0.015" }}
 "#
     );
     base + &third
