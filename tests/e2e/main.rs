@@ -7,3 +7,5 @@ mod compat;
 mod deploy;
 mod grpc;
 mod helpers;
+mod k8s;
+mod routing;
