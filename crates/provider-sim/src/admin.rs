@@ -1,11 +1,10 @@
-//! Everything outside the OpenAI surface: health, the model list, bearer
-//! auth, per-model knobs (`/sim/models/{model}`) and the stats ground truth.
+//! Everything outside the provider APIs proper: health, the OpenAI model
+//! list, per-model knobs (`/sim/models/{model}`) and the stats ground truth.
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -24,26 +23,6 @@ pub async fn list_models(State(state): State<SimState>) -> Json<serde_json::Valu
         .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "provider-sim"}))
         .collect();
     Json(json!({"object": "list", "data": data}))
-}
-
-/// Bearer auth for `/v1/*` when the simulator has an API key.
-pub async fn require_key(State(state): State<SimState>, request: Request, next: Next) -> Response {
-    if let Some(key) = state.api_key() {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if presented != Some(key) {
-            return openai::error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_request_error",
-                Some("invalid_api_key"),
-                "Incorrect API key provided.",
-            );
-        }
-    }
-    next.run(request).await
 }
 
 pub async fn get_model_knobs(

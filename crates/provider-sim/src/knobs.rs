@@ -31,6 +31,12 @@ pub struct Knobs {
     pub cut_after_chunks: Option<u32>,
     /// Answer 400 `context_length_exceeded` above this many prompt tokens.
     pub context_length: Option<u64>,
+    /// With `cut_after_chunks`, end the stream with the format's in-band
+    /// error event instead of dropping the connection.
+    pub cut_with_error: Option<bool>,
+    /// Answer as if a safety filter blocked the content: OpenAI
+    /// `content_filter`, Anthropic `refusal`, Gemini `promptFeedback`.
+    pub safety_block: Option<bool>,
 }
 
 impl Knobs {
@@ -48,6 +54,8 @@ impl Knobs {
             hang: self.hang.or(fallback.hang),
             cut_after_chunks: self.cut_after_chunks.or(fallback.cut_after_chunks),
             context_length: self.context_length.or(fallback.context_length),
+            cut_with_error: self.cut_with_error.or(fallback.cut_with_error),
+            safety_block: self.safety_block.or(fallback.safety_block),
         }
     }
 
@@ -62,6 +70,8 @@ impl Knobs {
             hang: header::<Flag>(headers, "x-sim-hang")?.map(|f| f.0),
             cut_after_chunks: header(headers, "x-sim-cut-after-chunks")?,
             context_length: header(headers, "x-sim-context-length")?,
+            cut_with_error: header::<Flag>(headers, "x-sim-cut-with-error")?.map(|f| f.0),
+            safety_block: header::<Flag>(headers, "x-sim-safety-block")?.map(|f| f.0),
         };
         knobs.validate()?;
         Ok(knobs)
@@ -107,6 +117,8 @@ impl Knobs {
             hang: self.hang.unwrap_or(false),
             cut_after_chunks: self.cut_after_chunks,
             context_length: self.context_length,
+            cut_with_error: self.cut_with_error.unwrap_or(false),
+            safety_block: self.safety_block.unwrap_or(false),
         }
     }
 }
@@ -123,6 +135,8 @@ pub struct Behaviour {
     pub hang: bool,
     pub cut_after_chunks: Option<u32>,
     pub context_length: Option<u64>,
+    pub cut_with_error: bool,
+    pub safety_block: bool,
 }
 
 struct Flag(bool);

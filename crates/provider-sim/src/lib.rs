@@ -1,12 +1,16 @@
-//! provider-sim: a deterministic OpenAI Chat Completions server with
-//! controllable faults (latency, failures, 429s, hangs, cut streams) and exact
-//! token counts, for tests, demos and benchmarks. Nothing in production
-//! depends on it.
+//! provider-sim: a deterministic LLM provider speaking three wire formats
+//! (OpenAI Chat Completions, Anthropic Messages, Google Gemini) with
+//! controllable faults (latency, failures, 429s, hangs, cut streams, safety
+//! blocks) and exact token counts, for tests, demos and benchmarks. Nothing
+//! in production depends on it.
 
 mod admin;
-mod chat;
+mod anthropic;
+mod gemini;
 mod knobs;
 mod openai;
+mod plan;
+mod serve;
 mod state;
 mod text;
 
@@ -30,10 +34,12 @@ pub struct Config {
     /// the model "*" applies to every model.
     #[arg(long, env = "PROVIDER_SIM_BEHAVIOUR_FILE")]
     pub behaviour_file: Option<PathBuf>,
-    /// When set, `/v1/*` requires `Authorization: Bearer <key>`.
+    /// When set, every provider route requires it: `Authorization: Bearer`
+    /// (OpenAI), `x-api-key` (Anthropic), `x-goog-api-key` or `?key=` (Gemini).
     #[arg(long, env = "PROVIDER_SIM_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    /// Models listed by `GET /v1/models` (any model name is served).
+    /// Models listed by `GET /v1/models` and `GET /v1beta/models` (any model
+    /// name is served).
     #[arg(
         long,
         env = "PROVIDER_SIM_MODELS",
@@ -57,15 +63,30 @@ impl Config {
 
 /// The simulator's HTTP routes, for mounting in another server.
 pub fn router(state: SimState) -> Router {
-    let v1 = Router::new()
-        .route("/chat/completions", post(chat::chat_completions))
+    let openai = Router::new()
+        .route("/chat/completions", post(openai::chat_completions))
         .route("/models", get(admin::list_models))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            admin::require_key,
+            openai::require_key,
+        ));
+    let anthropic = Router::new()
+        .route("/messages", post(anthropic::messages))
+        .route("/messages/count_tokens", post(anthropic::count_tokens))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            anthropic::require_key,
+        ));
+    let gemini = Router::new()
+        .route("/models", get(gemini::list_models))
+        .route("/models/{target}", post(gemini::models_action))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gemini::require_key,
         ));
     Router::new()
-        .nest("/v1", v1)
+        .nest("/v1", openai.merge(anthropic))
+        .nest("/v1beta", gemini)
         .route("/healthz", get(admin::healthz))
         .route(
             "/sim/models/{model}",

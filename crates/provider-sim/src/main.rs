@@ -11,7 +11,7 @@ use switchyard_kit::telemetry::{self, LogFormat};
 #[command(
     name = "provider-sim",
     version,
-    about = "OpenAI-compatible provider simulator"
+    about = "Provider simulator speaking the OpenAI, Anthropic and Gemini wire formats"
 )]
 struct Cli {
     #[command(flatten)]

@@ -105,6 +105,77 @@ pub fn completion_words(hash: u64, count: u32) -> Vec<&'static str> {
         .collect()
 }
 
+/// Words as streamable pieces: every word but the first carries its leading
+/// space, so the pieces concatenate to the text.
+pub fn pieces(words: &[&str]) -> Vec<String> {
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, word)| {
+            if i == 0 {
+                (*word).to_owned()
+            } else {
+                format!(" {word}")
+            }
+        })
+        .collect()
+}
+
+/// Splits at char boundaries into up to three non-empty pieces, so clients
+/// must concatenate argument fragments.
+pub fn split_in_three(s: &str) -> Vec<&str> {
+    let chars: Vec<usize> = s.char_indices().map(|(i, _)| i).collect();
+    if chars.len() < 3 {
+        return vec![s];
+    }
+    let a = chars[chars.len() / 3];
+    let b = chars[2 * chars.len() / 3];
+    vec![&s[..a], &s[a..b], &s[b..]]
+}
+
+/// Tool-call arguments in up to three fragments, each with its share of the
+/// arguments' tokens (the shares add up to the whole).
+pub fn argument_fragments(arguments: &str) -> Vec<(&str, u64)> {
+    let pieces = split_in_three(arguments);
+    let total = estimate_tokens(arguments);
+    let per_piece = total.div_ceil(pieces.len() as u64);
+    let mut left = total;
+    pieces
+        .into_iter()
+        .map(|piece| {
+            let tokens = per_piece.min(left);
+            left -= tokens;
+            (piece, tokens)
+        })
+        .collect()
+}
+
+/// An OpenAI-style message from another format's parts (already OpenAI-style
+/// `{"type":"text","text":..}` or anything else). Text-only content becomes a
+/// plain string, so a conversation hashes and counts the same in every
+/// format.
+pub fn canonical_message(role: &str, parts: Vec<Value>) -> Value {
+    let all_text = parts
+        .iter()
+        .all(|p| p.get("type").and_then(Value::as_str) == Some("text"));
+    let content = if all_text {
+        Value::from(
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<String>(),
+        )
+    } else {
+        Value::Array(parts)
+    };
+    serde_json::json!({"role": role, "content": content})
+}
+
+/// An OpenAI-style text part.
+pub fn text_part(text: impl Into<String>) -> Value {
+    serde_json::json!({"type": "text", "text": text.into()})
+}
+
 /// The text of one message: string content, or the text parts of an array.
 fn message_text(message: &Value) -> String {
     match message.get("content") {
@@ -144,7 +215,12 @@ pub fn tool_arguments(parameters: Option<&Value>, hash: u64) -> String {
     match properties {
         Some(properties) if !properties.is_empty() => {
             for (name, schema) in properties {
-                let value = match schema.get("type").and_then(Value::as_str) {
+                // Gemini's OpenAPI schemas spell types in capitals.
+                let kind = schema
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .map(str::to_ascii_lowercase);
+                let value = match kind.as_deref() {
                     Some("integer") | Some("number") => Value::from(word().len() as u64),
                     Some("boolean") => Value::Bool(word().len() % 2 == 0),
                     Some("array") => Value::Array(vec![Value::from(word())]),
@@ -195,6 +271,23 @@ mod tests {
         let args: Value = serde_json::from_str(&tool_arguments(Some(&schema), 7)).unwrap();
         assert!(args["city"].is_string());
         assert!(args["days"].is_u64());
+    }
+
+    #[test]
+    fn splits_on_char_boundaries() {
+        assert_eq!(split_in_three("ab"), vec!["ab"]);
+        assert_eq!(split_in_three("aébcdé").concat(), "aébcdé");
+        assert_eq!(split_in_three("aébcdé").len(), 3);
+    }
+
+    #[test]
+    fn text_only_parts_become_a_string() {
+        let message = canonical_message("user", vec![text_part("a"), text_part("b")]);
+        assert_eq!(message, json!({"role": "user", "content": "ab"}));
+        let image = json!({"type": "image"});
+        let message = canonical_message("user", vec![text_part("a"), image.clone()]);
+        assert_eq!(message["content"], json!([text_part("a"), image]));
+        assert_eq!(pieces(&["a", "b"]), ["a", " b"]);
     }
 
     #[test]

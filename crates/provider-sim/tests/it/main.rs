@@ -1,8 +1,12 @@
 //! provider-sim integration tests: a real server on port 0, called over HTTP.
 
+mod anthropic;
 mod completions;
 mod faults;
+mod gemini;
+mod shared;
 mod stats;
+mod wire;
 
 use provider_sim::{App, Config, StatsSnapshot};
 use serde_json::{Value, json};
