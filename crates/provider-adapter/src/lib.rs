@@ -8,6 +8,7 @@ mod call;
 mod credentials;
 mod deadlines;
 pub mod errors;
+mod metrics;
 pub mod openai;
 mod service;
 pub mod sse;
@@ -20,14 +21,16 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use switchyard_kit::Shutdown;
-use switchyard_kit::grpc::MAX_MESSAGE_BYTES;
-use switchyard_kit::telemetry::LogFormat;
+use switchyard_kit::grpc::{GrpcServerMetrics, MAX_MESSAGE_BYTES};
+use switchyard_kit::metrics::Registry;
+use switchyard_kit::telemetry::{LogFormat, TelemetryConfig};
 use switchyard_proto::provider::v1::provider_adapter_service_server::ProviderAdapterServiceServer;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 pub use deadlines::Timeouts;
 pub use errors::{AdapterError, UpstreamFailure};
+pub use metrics::{AdapterMetrics, Outcome};
 pub use service::GenerateService;
 
 use credentials::Credentials;
@@ -44,6 +47,16 @@ pub struct Config {
         default_value = "127.0.0.1:50052"
     )]
     pub grpc_addr: SocketAddr,
+    /// Prometheus `GET /metrics` listen address; port 0 picks a free port.
+    #[arg(
+        long,
+        env = "SWITCHYARD_ADAPTER_METRICS_ADDR",
+        default_value = "127.0.0.1:9466"
+    )]
+    pub metrics_addr: SocketAddr,
+    /// OTLP/gRPC collector for spans (e.g. http://127.0.0.1:4317); no export when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Log line format: text | json.
     #[arg(long, env = "SWITCHYARD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -88,10 +101,21 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults with a free loopback port: what tests want.
+    /// What `kit::telemetry::init_with` needs from this config.
+    pub fn telemetry(&self) -> TelemetryConfig {
+        TelemetryConfig {
+            service_name: "switchyard-provider-adapter".to_owned(),
+            log_format: self.log_format,
+            otlp_endpoint: self.otlp_endpoint.clone(),
+        }
+    }
+
+    /// Defaults with free loopback ports: what tests want.
     pub fn ephemeral() -> Config {
         Config {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            otlp_endpoint: None,
             log_format: LogFormat::Text,
             first_token_timeout_ms: 30_000,
             total_timeout_ms: 600_000,
@@ -133,8 +157,14 @@ impl Adapter {
                 credentials: Credentials::new(config.credentials.clone()),
                 timeouts,
                 simulator: config.simulate_without_credentials.clone(),
+                metrics: AdapterMetrics::default(),
             }),
         })
+    }
+
+    /// Exposes this adapter's metrics in `registry` (once per registry).
+    pub fn register_metrics(&self, registry: &Registry) {
+        self.upstream.metrics.register(registry);
     }
 
     /// The generated gRPC server, for a listener or `kit::grpc::in_process`.
@@ -151,18 +181,31 @@ pub struct App {
     adapter: Adapter,
     listener: TcpListener,
     grpc_addr: SocketAddr,
+    metrics_listener: TcpListener,
+    metrics_addr: SocketAddr,
+    registry: Registry,
+    grpc_metrics: GrpcServerMetrics,
 }
 
 impl App {
-    /// Builds the adapter and binds the gRPC listener.
+    /// Builds the adapter and binds the gRPC and metrics listeners.
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let adapter = Adapter::new(&config)?;
+        let registry = Registry::new();
+        adapter.register_metrics(&registry);
+        let grpc_metrics = GrpcServerMetrics::register(&registry);
         let listener = switchyard_kit::grpc::bind(config.grpc_addr).await?;
         let grpc_addr = listener.local_addr()?;
+        let (metrics_listener, metrics_addr) =
+            switchyard_kit::metrics::bind(config.metrics_addr).await?;
         Ok(App {
             adapter,
             listener,
             grpc_addr,
+            metrics_listener,
+            metrics_addr,
+            registry,
+            grpc_metrics,
         })
     }
 
@@ -170,9 +213,29 @@ impl App {
         self.grpc_addr
     }
 
-    /// Serves gRPC (plus health and reflection) until `shutdown`, then drains.
+    /// Where `GET /metrics` is served.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// Serves gRPC (plus health and reflection) and `/metrics` until
+    /// `shutdown`, then drains.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let metrics = tokio::spawn(switchyard_kit::metrics::serve_metrics(
+            self.metrics_listener,
+            self.registry,
+            shutdown.clone(),
+        ));
         let routes = Routes::new(self.adapter.grpc_server());
-        switchyard_kit::grpc::serve(self.listener, routes, &[SERVICE_NAME], shutdown).await
+        let served = switchyard_kit::grpc::serve_with(
+            self.listener,
+            routes,
+            &[SERVICE_NAME],
+            shutdown,
+            Some(self.grpc_metrics),
+        )
+        .await;
+        metrics.abort();
+        served
     }
 }

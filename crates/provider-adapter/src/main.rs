@@ -20,7 +20,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Cli::parse().config;
-    telemetry::init(config.log_format);
+    let _telemetry = telemetry::init_with(config.telemetry());
     let app = match App::build(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -28,7 +28,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(grpc_addr = %app.grpc_addr(), "provider-adapter listening");
+    tracing::info!(
+        grpc_addr = %app.grpc_addr(),
+        metrics_addr = %app.metrics_addr(),
+        "provider-adapter listening"
+    );
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     match app.run(shutdown).await {

@@ -2,6 +2,7 @@
 //! into normalized events, enforce the first-token, idle and total timeouts.
 //! Dropping the future drops the HTTP request, which is how cancellation works.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
@@ -13,11 +14,14 @@ use switchyard_proto::provider::v1::{Finish, GenerateResponse, Started};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
 use tonic::Status;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::call::UpstreamCall;
 use crate::credentials::Credentials;
 use crate::deadlines::{Deadlines, Timeouts};
 use crate::errors::UpstreamFailure;
+use crate::metrics::{AdapterMetrics, Outcome};
 use crate::openai::response::Body;
 use crate::sse::{SseEvent, SseParser};
 
@@ -35,6 +39,24 @@ pub struct Upstream {
     /// See `Config::simulate_without_credentials`.
     pub simulator: Option<String>,
     pub timeouts: Timeouts,
+    pub metrics: AdapterMetrics,
+}
+
+/// Times one call for the metrics: from sending to first content.
+struct Probe<'a> {
+    metrics: &'a AdapterMetrics,
+    provider: &'a str,
+    started: Instant,
+    first_token_seen: AtomicBool,
+}
+
+impl Probe<'_> {
+    fn first_token(&self) {
+        if !self.first_token_seen.swap(true, Ordering::Relaxed) {
+            self.metrics
+                .first_token(self.provider, self.started.elapsed());
+        }
+    }
 }
 
 enum Stop {
@@ -69,13 +91,48 @@ impl Upstream {
     }
 
     /// Runs the call, sending events to `tx`; returns early once the
-    /// receiver is gone, dropping the upstream request with it.
+    /// receiver is gone, dropping the upstream request with it. The call
+    /// gets a client span, a child of the caller's; only the host goes into
+    /// it, since a base URL may carry a key in its query.
     pub async fn run(&self, call: UpstreamCall, tx: EventSender) {
+        let provider = self.metrics.provider(&call.provider_slug);
+        let span = tracing::info_span!(
+            "upstream.generate",
+            otel.kind = "client",
+            otel.status_code = Empty,
+            provider = %provider,
+            http.request.method = "POST",
+            server.address = call.url.host_str().unwrap_or_default(),
+            http.response.status_code = Empty,
+            error.type = Empty,
+        );
+        self.run_traced(call, tx, &provider).instrument(span).await
+    }
+
+    async fn run_traced(&self, call: UpstreamCall, tx: EventSender, provider: &str) {
         let credential = self.credentials.resolve(&call.credential_ref);
+        let probe = Probe {
+            metrics: &self.metrics,
+            provider,
+            started: Instant::now(),
+            first_token_seen: AtomicBool::new(false),
+        };
         let result = tokio::select! {
             _ = tx.closed() => Err(Stop::ClientGone),
-            result = self.drive(&call, credential.as_ref(), &tx) => result,
+            result = self.drive(&call, credential.as_ref(), &tx, &probe) => result,
         };
+        let outcome = match &result {
+            Ok(()) => Outcome::Ok,
+            Err(Stop::ClientGone) => Outcome::Cancelled,
+            Err(Stop::Failed(failure)) => Outcome::Failed(failure.kind),
+        };
+        self.metrics
+            .finished(provider, outcome, probe.started.elapsed());
+        if let Outcome::Failed(_) = outcome {
+            let span = tracing::Span::current();
+            span.record("error.type", outcome.as_str());
+            span.record("otel.status_code", "ERROR");
+        }
         match result {
             Ok(()) => {}
             Err(Stop::ClientGone) => {
@@ -101,6 +158,7 @@ impl Upstream {
         call: &UpstreamCall,
         credential: Option<&SecretString>,
         tx: &EventSender,
+        probe: &Probe<'_>,
     ) -> Result<(), Stop> {
         let deadlines = Deadlines::new(&self.timeouts, call);
         let accept = if call.stream {
@@ -117,6 +175,9 @@ impl Upstream {
         if let Some(secret) = credential {
             request = request.bearer_auth(secret.expose_secret());
         }
+        let mut trace_headers = reqwest::header::HeaderMap::new();
+        switchyard_kit::trace_context::inject(&mut trace_headers);
+        request = request.headers(trace_headers);
         // Last, so per-request headers (e.g. a BYOK authorization) win.
         request = request.headers(call.headers.clone());
 
@@ -127,6 +188,7 @@ impl Upstream {
             Ok(Ok(response)) => response,
         };
         let status = response.status().as_u16();
+        tracing::Span::current().record("http.response.status_code", status);
         if !response.status().is_success() {
             let headers = response.headers().clone();
             let wait = (Instant::now() + ERROR_BODY_WAIT).min(deadlines.total);
@@ -143,9 +205,9 @@ impl Upstream {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if is_sse {
-            stream(response, status, &deadlines, tx).await
+            stream(response, status, &deadlines, tx, probe).await
         } else {
-            whole(response, status, &deadlines, tx).await
+            whole(response, status, &deadlines, tx, probe).await
         }
     }
 }
@@ -200,6 +262,7 @@ async fn whole(
     status: u16,
     deadlines: &Deadlines,
     tx: &EventSender,
+    probe: &Probe<'_>,
 ) -> Result<(), Stop> {
     let header_id = upstream_id(&response);
     let (deadline, limit) = deadlines.before_first_token();
@@ -235,6 +298,7 @@ async fn whole(
     )
     .await?;
     if let Some(delta) = parsed.delta {
+        probe.first_token();
         emit(tx, Event::Delta(delta)).await?;
     }
     emit(
@@ -269,6 +333,7 @@ async fn stream(
     status: u16,
     deadlines: &Deadlines,
     tx: &EventSender,
+    probe: &Probe<'_>,
 ) -> Result<(), Stop> {
     let started = Started {
         upstream_id: upstream_id(&response),
@@ -297,13 +362,13 @@ async fn stream(
             None => {
                 parser.finish(&mut events).map_err(malformed)?;
                 for event in events.drain(..) {
-                    state.handle(event, status, tx).await?;
+                    state.handle(event, status, tx, probe).await?;
                 }
                 break;
             }
         }
         for event in events.drain(..) {
-            state.handle(event, status, tx).await?;
+            state.handle(event, status, tx, probe).await?;
             if state.done {
                 break;
             }
@@ -324,7 +389,13 @@ async fn stream(
 }
 
 impl StreamState {
-    async fn handle(&mut self, event: SseEvent, status: u16, tx: &EventSender) -> Result<(), Stop> {
+    async fn handle(
+        &mut self,
+        event: SseEvent,
+        status: u16,
+        tx: &EventSender,
+        probe: &Probe<'_>,
+    ) -> Result<(), Stop> {
         let data = event.data.trim();
         if data.is_empty() || self.done {
             return Ok(());
@@ -341,6 +412,7 @@ impl StreamState {
         let parsed = chunk.into_parsed();
         if let Some(delta) = parsed.delta {
             self.first_token_seen = true;
+            probe.first_token();
             emit(tx, Event::Delta(delta)).await?;
         }
         if let Some(finish) = parsed.finish

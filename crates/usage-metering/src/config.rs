@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use secrecy::SecretString;
-use switchyard_kit::telemetry::LogFormat;
+use switchyard_kit::telemetry::{LogFormat, TelemetryConfig};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
@@ -15,6 +15,14 @@ pub struct Config {
         default_value = "127.0.0.1:50053"
     )]
     pub grpc_addr: SocketAddr,
+
+    /// Prometheus `GET /metrics` listen address (port 0 picks a free port).
+    #[arg(
+        long,
+        env = "SWITCHYARD_METERING_METRICS_ADDR",
+        default_value = "127.0.0.1:9465"
+    )]
+    pub metrics_addr: SocketAddr,
 
     /// Postgres URL; without one, storage is embedded in --data-dir.
     #[arg(long, env = "SWITCHYARD_DATABASE_URL")]
@@ -32,17 +40,32 @@ pub struct Config {
     /// Log line format: text or json.
     #[arg(long, env = "SWITCHYARD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    /// OTLP/gRPC collector for spans (e.g. http://127.0.0.1:4317); no export when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Config {
-    /// Embedded storage in `data_dir`, listening on a free loopback port.
+    /// Embedded storage in `data_dir`, listening on free loopback ports.
     pub fn embedded(data_dir: impl Into<PathBuf>) -> Config {
         Config {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            otlp_endpoint: None,
             database_url: None,
             data_dir: data_dir.into(),
             key_pepper: None,
             log_format: LogFormat::Text,
+        }
+    }
+
+    /// What `kit::telemetry::init_with` needs from this config.
+    pub fn telemetry(&self) -> TelemetryConfig {
+        TelemetryConfig {
+            service_name: "switchyard-usage-metering".to_owned(),
+            log_format: self.log_format,
+            otlp_endpoint: self.otlp_endpoint.clone(),
         }
     }
 }

@@ -6,6 +6,7 @@ mod app;
 mod config;
 mod error;
 pub mod keys;
+mod metrics;
 mod service;
 pub mod store;
 pub mod usage;

@@ -34,7 +34,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.config.log_format);
+    let _telemetry = telemetry::init_with(cli.config.telemetry());
     let result = match cli.command {
         None => serve(&cli.config).await,
         Some(Command::CreateKey { name, management }) => {

@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 use crate::config::Config;
 use crate::error::MeteringError;
 use crate::keys::{self, ApiKey, KeyKind, NewKey, Pepper};
+use crate::metrics::MeteringMetrics;
 use crate::store::{
     AccountChoice, EmbeddedStore, KeyInsert, PostgresStore, RecordOutcome, Store, UsageRecord,
 };
@@ -45,6 +46,7 @@ impl std::fmt::Debug for CreatedKey {
 pub struct Metering {
     store: Arc<dyn Store>,
     pepper: Pepper,
+    metrics: MeteringMetrics,
 }
 
 impl Metering {
@@ -82,7 +84,16 @@ impl Metering {
     }
 
     pub fn with_store(store: Arc<dyn Store>, pepper: Pepper) -> Metering {
-        Metering { store, pepper }
+        Metering {
+            store,
+            pepper,
+            metrics: MeteringMetrics::default(),
+        }
+    }
+
+    /// Exposes this service's metrics in `registry` (once per registry).
+    pub fn register_metrics(&self, registry: &switchyard_kit::metrics::Registry) {
+        self.metrics.register(registry);
     }
 
     /// The gRPC server for this service, to serve or to call in-process.
@@ -95,9 +106,16 @@ impl Metering {
     /// The key behind a presented key text, disabled or not.
     pub async fn authenticate(&self, key_text: &str) -> Result<Option<ApiKey>, MeteringError> {
         if key_text.is_empty() || key_text.len() > MAX_PRESENTED_KEY_BYTES {
+            self.metrics.key_looked_up("not_found");
             return Ok(None);
         }
-        Ok(self.store.find_key(&self.pepper.hash(key_text)).await?)
+        let key = self.store.find_key(&self.pepper.hash(key_text)).await?;
+        self.metrics.key_looked_up(match &key {
+            Some(key) if key.disabled => "disabled",
+            Some(_) => "found",
+            None => "not_found",
+        });
+        Ok(key)
     }
 
     /// Creates a key; an imported key that exists already is returned as is.
@@ -165,7 +183,9 @@ impl Metering {
                 Ok(UsageRecord { event, cost })
             })
             .collect::<Result<Vec<_>, MeteringError>>()?;
+        let started = std::time::Instant::now();
         let outcome = self.store.record_usage(records).await?;
+        self.metrics.batch_recorded(&outcome, started.elapsed());
         tracing::debug!(outcome.recorded, outcome.duplicates, "usage recorded");
         Ok(outcome)
     }

@@ -4,6 +4,7 @@
 mod errors;
 mod generate;
 mod simulate;
+mod telemetry;
 
 use std::collections::HashMap;
 
@@ -22,6 +23,7 @@ pub struct TestApp {
     pub client: Client,
     pub sim: SimState,
     pub sim_base_url: String,
+    pub metrics_addr: std::net::SocketAddr,
     shutdown: Shutdown,
 }
 
@@ -40,12 +42,14 @@ impl TestApp {
         tokio::spawn(sim.run(shutdown.clone()));
         let adapter = App::build(config).await.expect("build adapter");
         let url = format!("http://{}", adapter.grpc_addr());
+        let metrics_addr = adapter.metrics_addr();
         tokio::spawn(adapter.run(shutdown.clone()));
         let channel = switchyard_kit::grpc::connect_lazy(&url).expect("channel");
         TestApp {
             client: ProviderAdapterServiceClient::new(channel),
             sim: sim_state,
             sim_base_url,
+            metrics_addr,
             shutdown,
         }
     }

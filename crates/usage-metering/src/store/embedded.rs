@@ -172,6 +172,7 @@ impl Store for EmbeddedStore {
                         outcome.duplicates += 1;
                         continue;
                     }
+                    outcome.cost += cost.total;
                     let generation = Generation {
                         event,
                         cost,

@@ -21,6 +21,8 @@ pub struct UsageRecord {
 pub struct RecordOutcome {
     pub recorded: u32,
     pub duplicates: u32,
+    /// Sum of the charges of the events recorded (not the duplicates).
+    pub cost: switchyard_kit::Nanos,
 }
 
 /// Which account a new key goes to.

@@ -389,6 +389,7 @@ impl Store for PostgresStore {
                 .and_then(|r| app_ids.get(r).copied());
             if insert_generation(&mut tx, record, app_id).await? {
                 outcome.recorded += 1;
+                outcome.cost += record.cost.total;
             } else {
                 outcome.duplicates += 1;
             }

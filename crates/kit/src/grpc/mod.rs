@@ -5,6 +5,20 @@
 //! channel or a server's tower service called in-process — the all-in-one
 //! process uses the latter and skips the socket, with the same generated
 //! clients and the same code path.
+//!
+//! Both paths are traced the same way: every client call opens a client
+//! span and sends its W3C context in the metadata ([`TracedChannel`]); every
+//! server call opens a server span that continues it and, given a
+//! [`GrpcServerMetrics`], counts and times the call ([`ServerLayer`]). A handler
+//! needs nothing more: its events and child spans land inside the server
+//! span. Work it hands to `tokio::spawn` must carry the span along with
+//! `.instrument(tracing::Span::current())`.
+
+mod client;
+mod server;
+
+pub use client::TracedChannel;
+pub use server::{GrpcServerMetrics, ServerLayer, ServerService, code_name};
 
 use std::net::SocketAddr;
 
@@ -39,7 +53,9 @@ pub fn connect_lazy(url: &str) -> anyhow::Result<InternalChannel> {
         .http2_keep_alive_interval(std::time::Duration::from_secs(30))
         .keep_alive_while_idle(true);
     let channel = endpoint.connect_lazy();
-    Ok(BoxCloneSyncService::new(channel.map_err(ChannelError)))
+    Ok(BoxCloneSyncService::new(TracedChannel::new(
+        channel.map_err(ChannelError),
+    )))
 }
 
 /// Calls a generated server (e.g. `CatalogServiceServer<_>`) in-process.
@@ -55,7 +71,27 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    BoxCloneSyncService::new(server.map_err(|never| match never {}))
+    in_process_with(server, None)
+}
+
+/// [`in_process`], with the server's calls counted in `metrics` — the
+/// all-in-one process passes one [`GrpcServerMetrics`] for all its peers.
+pub fn in_process_with<S>(server: S, metrics: Option<GrpcServerMetrics>) -> InternalChannel
+where
+    S: tower::Service<
+            http::Request<Body>,
+            Response = http::Response<Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let server = tower::Layer::layer(&ServerLayer::new(metrics), server);
+    BoxCloneSyncService::new(TracedChannel::new(
+        server.map_err(|never: std::convert::Infallible| match never {}),
+    ))
 }
 
 /// Binds a TCP listener; port 0 picks a free port.
@@ -67,11 +103,23 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 
 /// Serves `routes` plus health and reflection until `shutdown`; on shutdown
 /// the health status flips to NOT_SERVING first, then in-flight calls drain.
+/// Every call is traced; see [`serve_with`] for metrics.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     service_names: &'static [&'static str],
     shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    serve_with(listener, routes, service_names, shutdown, None).await
+}
+
+/// [`serve`], with every call counted and timed in `metrics`.
+pub async fn serve_with(
+    listener: TcpListener,
+    routes: Routes,
+    service_names: &'static [&'static str],
+    shutdown: Shutdown,
+    metrics: Option<GrpcServerMetrics>,
 ) -> anyhow::Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in service_names {
@@ -99,6 +147,7 @@ pub async fn serve(
     };
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .layer(ServerLayer::new(metrics))
         .add_routes(routes)
         .add_service(health)
         .add_service(reflection)
@@ -106,3 +155,6 @@ pub async fn serve(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
