@@ -12,12 +12,29 @@ use switchyard_kit::{Shutdown, telemetry};
 struct Cli {
     #[command(flatten)]
     config: Config,
+    /// Open the storage, run migrations, apply --seed, then exit (for a
+    /// Kubernetes migration Job); binds no listener.
+    #[arg(long, env = "SWITCHYARD_MIGRATE_ONLY")]
+    migrate_only: bool,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = Cli::parse().config;
+    let cli = Cli::parse();
+    let config = cli.config;
     let _telemetry = telemetry::init_with(config.telemetry());
+    if cli.migrate_only {
+        return match switchyard_catalog::Catalog::open(&config).await {
+            Ok(_) => {
+                tracing::info!("catalog migrated and seeded");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                tracing::error!(error = format!("{err:#}"), "catalog migration failed");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let app = match App::build(config).await {
         Ok(app) => app,
         Err(err) => {

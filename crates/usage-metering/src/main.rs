@@ -14,6 +14,10 @@ use switchyard_usage_metering::{App, Config, KeyKind, Metering};
 struct Cli {
     #[command(flatten)]
     config: Config,
+    /// Open the storage and run migrations, then exit (for a Kubernetes
+    /// migration Job); binds no listener.
+    #[arg(long, env = "SWITCHYARD_MIGRATE_ONLY")]
+    migrate_only: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -36,6 +40,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let _telemetry = telemetry::init_with(cli.config.telemetry());
     let result = match cli.command {
+        None if cli.migrate_only => Metering::open(&cli.config).await.map(|_| {
+            tracing::info!("usage-metering migrated");
+        }),
         None => serve(&cli.config).await,
         Some(Command::CreateKey { name, management }) => {
             let kind = if management {

@@ -35,15 +35,27 @@ pub async fn list_endpoints(
     };
     let ids: Vec<String> = entry.endpoints.iter().map(|e| e.id.clone()).collect();
     let perf = state.engine.perf();
-    let (five, thirty, day) = tokio::join!(perf.read(&ids, 5), perf.read(&ids, 30), perf.read(&ids, 1440));
+    let (five, thirty, day) = tokio::join!(
+        perf.read(&ids, 5),
+        perf.read(&ids, 30),
+        perf.read(&ids, 1440)
+    );
     let m = &entry.model;
     let arch = m.architecture.clone().unwrap_or_default();
     let endpoints: Vec<Value> = entry
         .endpoints
         .iter()
         .map(|e| {
-            let get = |s: &crate::routing::perf::PerfSnapshot| s.get(&e.id).cloned().unwrap_or_default();
-            endpoint_json(e, &m.name, &m.canonical_slug, &get(&five), &get(&thirty), &get(&day))
+            let get =
+                |s: &crate::routing::perf::PerfSnapshot| s.get(&e.id).cloned().unwrap_or_default();
+            endpoint_json(
+                e,
+                &m.name,
+                &m.canonical_slug,
+                &get(&five),
+                &get(&thirty),
+                &get(&day),
+            )
         })
         .collect();
     super::json_response(
@@ -75,7 +87,14 @@ fn percentiles(value_at: impl Fn(f64) -> Option<f64>) -> Value {
     }
 }
 
-fn endpoint_json(e: &EndpointRoute, model_name: &str, permaslug: &str, five: &Agg, thirty: &Agg, day: &Agg) -> Value {
+fn endpoint_json(
+    e: &EndpointRoute,
+    model_name: &str,
+    permaslug: &str,
+    five: &Agg,
+    thirty: &Agg,
+    day: &Agg,
+) -> Value {
     let supports = |p: &str| e.supported_parameters.iter().any(|s| s == p);
     let tool_choice = supports("tool_choice");
     json!({

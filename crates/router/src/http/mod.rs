@@ -32,7 +32,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/chat/completions", post(chat::chat_completions))
         .route("/api/v1/models", get(models::list_models))
-        .route("/api/v1/models/{author}/{slug}/endpoints", get(endpoints::list_endpoints))
+        .route(
+            "/api/v1/models/{author}/{slug}/endpoints",
+            get(endpoints::list_endpoints),
+        )
         .route("/api/v1/providers", get(endpoints::list_providers))
         .route("/api/v1/generation", get(generation::get_generation))
         .route("/healthz", get(|| async { "ok" }))
