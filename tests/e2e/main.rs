@@ -9,3 +9,4 @@ mod grpc;
 mod helpers;
 mod k8s;
 mod routing;
+mod telemetry;

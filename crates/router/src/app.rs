@@ -15,9 +15,13 @@ use crate::config::Config;
 use crate::engine::{Engine, Timeouts};
 use crate::grpc_api::RouterGrpc;
 use crate::http::{self, AppState};
+use crate::metrics::RouterMetrics;
 use crate::routing::perf::{PerfView, RedisStats};
 use crate::stats::Stats;
 use crate::usage::UsageSink;
+use switchyard_kit::grpc::GrpcServerMetrics;
+use switchyard_kit::http::HttpServerMetrics;
+use switchyard_kit::metrics::Registry;
 
 /// Channels to the other services: over the network, or in-process in the
 /// all-in-one binary. The router code is the same either way.
@@ -39,6 +43,9 @@ impl Peers {
 }
 
 pub struct App {
+    registry: Registry,
+    http_metrics: HttpServerMetrics,
+    grpc_metrics: GrpcServerMetrics,
     http: TcpListener,
     grpc: TcpListener,
     state: Arc<AppState>,
@@ -51,8 +58,20 @@ pub struct App {
 
 impl App {
     /// Binds both listeners (port 0 works) and starts the background tasks:
-    /// the catalog watch, the stats flusher and the usage sink.
+    /// the catalog watch, the stats flusher and the usage sink. Metrics go
+    /// to a registry of its own, served at `/metrics` on the HTTP port.
     pub async fn build(config: Config, peers: Peers) -> anyhow::Result<App> {
+        App::build_with(config, peers, Registry::new()).await
+    }
+
+    /// Like [`App::build`], with metrics in `registry` (the all-in-one
+    /// process shares one registry among its services).
+    pub async fn build_with(
+        config: Config,
+        peers: Peers,
+        registry: Registry,
+    ) -> anyhow::Result<App> {
+        let metrics = RouterMetrics::register(&registry);
         let http = grpc::bind(config.http_addr).await?;
         let grpc_listener = grpc::bind(config.grpc_addr).await?;
         let background = Shutdown::new();
@@ -66,8 +85,12 @@ impl App {
         };
         let perf = PerfView::new(stats.clone(), redis_stats);
         perf.follow(catalog.clone(), background.clone());
-        let (usage, usage_task) =
-            UsageSink::start(peers.metering.clone(), &config.data_dir, background.clone())?;
+        let (usage, usage_task) = UsageSink::start(
+            peers.metering.clone(),
+            &config.data_dir,
+            background.clone(),
+            metrics.clone(),
+        )?;
         let engine = Engine::new(
             catalog,
             peers.adapter.clone(),
@@ -81,6 +104,7 @@ impl App {
                 ),
                 total: Duration::from_secs(config.request_timeout_secs),
             },
+            metrics,
         );
         let keys = KeyCache::new(peers.metering.clone());
         let metering = UsageMeteringServiceClient::new(peers.metering.clone())
@@ -93,6 +117,9 @@ impl App {
             keepalive: config.keepalive(),
         });
         Ok(App {
+            http_metrics: HttpServerMetrics::register(&registry),
+            grpc_metrics: GrpcServerMetrics::register(&registry),
+            registry,
             http,
             grpc: grpc_listener,
             state,
@@ -131,16 +158,22 @@ impl App {
     /// Serves until `shutdown`, then drains in-flight requests (bounded by
     /// the drain window), flushes stats and delivers or spools usage.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let router = http::router(self.state.clone());
+        let router = http::router(self.state.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                self.http_metrics,
+                switchyard_kit::http::observe,
+            ))
+            .merge(switchyard_kit::metrics::routes(self.registry));
         let http_shutdown = shutdown.clone();
         let http = axum::serve(self.http, router)
             .with_graceful_shutdown(async move { http_shutdown.wait().await });
         let routes = tonic::service::Routes::new(self.grpc_service.into_server());
-        let grpc = grpc::serve(
+        let grpc = grpc::serve_with(
             self.grpc,
             routes,
             &["switchyard.router.v1.RouterService"],
             shutdown.clone(),
+            Some(self.grpc_metrics),
         );
         let serve = async {
             let (h, g) = tokio::join!(http, grpc);

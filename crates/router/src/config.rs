@@ -80,6 +80,9 @@ pub struct Config {
     /// Log line format: text or json.
     #[arg(long, env = "SWITCHYARD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+    /// OTLP/gRPC collector for traces (e.g. http://otel-collector:4317).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Config {
@@ -105,6 +108,15 @@ impl Config {
             request_timeout_secs: 900,
             drain_secs: 30,
             log_format: LogFormat::Text,
+            otlp_endpoint: None,
+        }
+    }
+
+    pub fn telemetry(&self) -> switchyard_kit::telemetry::TelemetryConfig {
+        switchyard_kit::telemetry::TelemetryConfig {
+            service_name: "switchyard-router".to_owned(),
+            log_format: self.log_format,
+            otlp_endpoint: self.otlp_endpoint.clone(),
         }
     }
 }

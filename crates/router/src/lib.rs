@@ -15,6 +15,7 @@ pub mod error;
 pub mod grpc_api;
 pub mod http;
 pub mod ids;
+pub mod metrics;
 pub mod routing;
 pub mod stats;
 pub mod usage;

@@ -17,7 +17,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Cli::parse().config;
-    telemetry::init(config.log_format);
+    let _telemetry = telemetry::init_with(config.telemetry());
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

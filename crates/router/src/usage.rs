@@ -20,6 +20,8 @@ use switchyard_proto::metering::v1::usage_metering_service_client::UsageMetering
 use switchyard_proto::metering::v1::{RecordUsageRequest, UsageEvent};
 use tokio::sync::{Mutex, mpsc};
 
+use crate::metrics::RouterMetrics;
+
 const QUEUE: usize = 10_000;
 const BATCH: usize = 100;
 const LINGER: Duration = Duration::from_millis(20);
@@ -41,8 +43,9 @@ impl UsageSink {
         channel: InternalChannel,
         data_dir: &Path,
         shutdown: Shutdown,
+        metrics: RouterMetrics,
     ) -> anyhow::Result<(UsageSink, tokio::task::JoinHandle<()>)> {
-        let spool = Arc::new(Spool::open(&data_dir.join("usage-spool"))?);
+        let spool = Arc::new(Spool::open(&data_dir.join("usage-spool"), metrics)?);
         let client = UsageMeteringServiceClient::new(channel)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -84,7 +87,10 @@ async fn run(
                 let batch = collect_batch(first, &mut rx).await;
                 deliver(&client, batch, &spool).await;
             }
-            _ = replay.tick() => spool.replay(&client).await,
+            _ = replay.tick() => {
+                spool.replay(&client).await;
+                spool.report_lag();
+            }
             _ = shutdown.wait() => break,
         }
     }
@@ -192,18 +198,27 @@ struct Spool {
     replaying: PathBuf,
     /// Events metering refused as malformed, kept for an operator.
     dead: PathBuf,
+    /// When the oldest batch still waiting in the spool was written.
+    oldest: std::sync::Mutex<Option<std::time::Instant>>,
+    metrics: RouterMetrics,
     lock: Mutex<()>,
     sync_lock: std::sync::Mutex<()>,
 }
 
 impl Spool {
-    fn open(dir: &Path) -> anyhow::Result<Spool> {
+    fn open(dir: &Path, metrics: RouterMetrics) -> anyhow::Result<Spool> {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create usage spool {}: {e}", dir.display()))?;
         Ok(Spool {
             pending: dir.join("pending.spool"),
             replaying: dir.join("replaying.spool"),
             dead: dir.join("rejected.spool"),
+            // Whatever a previous run left behind counts from now.
+            oldest: std::sync::Mutex::new(
+                (dir.join("pending.spool").exists() || dir.join("replaying.spool").exists())
+                    .then(std::time::Instant::now),
+            ),
+            metrics,
             lock: Mutex::new(()),
             sync_lock: std::sync::Mutex::new(()),
         })
@@ -214,7 +229,30 @@ impl Spool {
         let path = self.pending.clone();
         let frame = encode_frame(request);
         tokio::task::spawn_blocking(move || append_frame(&path, &frame)).await??;
+        self.spooled();
         Ok(())
+    }
+
+    /// Bookkeeping after a batch went to disk.
+    fn spooled(&self) {
+        self.oldest
+            .lock()
+            .expect("spool poisoned")
+            .get_or_insert_with(std::time::Instant::now);
+        let frames = [&self.pending, &self.replaying]
+            .iter()
+            .map(|p| read_frames(p).map(|f| f.len()).unwrap_or(0))
+            .sum::<usize>();
+        self.metrics.spool_frames.set(frames as i64);
+    }
+
+    fn report_lag(&self) {
+        let lag = self
+            .oldest
+            .lock()
+            .expect("spool poisoned")
+            .map_or(0, |t| t.elapsed().as_secs() as i64);
+        self.metrics.metering_lag_seconds.set(lag);
     }
 
     async fn dead_letter(&self, request: &RecordUsageRequest) -> anyhow::Result<()> {
@@ -229,7 +267,9 @@ impl Spool {
         let frame = encode_frame(&RecordUsageRequest {
             events: events.to_vec(),
         });
-        append_frame(&self.pending, &frame)
+        append_frame(&self.pending, &frame)?;
+        self.spooled();
+        Ok(())
     }
 
     async fn pending_frames(&self) -> usize {
@@ -279,6 +319,10 @@ impl Spool {
             tracing::error!(%err, "usage spool cleanup failed");
         } else {
             tracing::info!("usage spool replayed");
+            if !self.pending.exists() {
+                *self.oldest.lock().expect("spool poisoned") = None;
+                self.metrics.spool_frames.set(0);
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use switchyard_kit::Shutdown;
-use switchyard_kit::grpc::in_process;
+use switchyard_kit::grpc::in_process_with;
 use switchyard_kit::telemetry::LogFormat;
 use switchyard_usage_metering::{KeyKind, Metering};
 
@@ -60,6 +60,19 @@ pub struct ServeArgs {
     /// Log line format: text or json.
     #[arg(long, env = "SWITCHYARD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+    /// OTLP/gRPC collector for traces (e.g. http://127.0.0.1:4317).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl ServeArgs {
+    pub fn telemetry(&self) -> switchyard_kit::telemetry::TelemetryConfig {
+        switchyard_kit::telemetry::TelemetryConfig {
+            service_name: "switchyard".to_owned(),
+            log_format: self.log_format,
+            otlp_endpoint: self.otlp_endpoint.clone(),
+        }
+    }
 }
 
 /// A running all-in-one Switchyard.
@@ -107,10 +120,16 @@ impl AllInOne {
             sim.as_ref().map(|s| format!("http://{}/v1", s.addr()));
         let adapter = switchyard_provider_adapter::Adapter::new(&adapter_config)?;
 
+        // One registry: the router's /metrics shows every service.
+        let registry = switchyard_kit::metrics::Registry::new();
+        catalog.register_metrics(&registry);
+        metering.register_metrics(&registry);
+        adapter.register_metrics(&registry);
+        let grpc_metrics = switchyard_kit::grpc::GrpcServerMetrics::register(&registry);
         let peers = switchyard_router::Peers {
-            catalog: in_process(catalog.grpc_server()),
-            adapter: in_process(adapter.grpc_server()),
-            metering: in_process(metering.grpc_server()),
+            catalog: in_process_with(catalog.grpc_server(), Some(grpc_metrics.clone())),
+            adapter: in_process_with(adapter.grpc_server(), Some(grpc_metrics.clone())),
+            metering: in_process_with(metering.grpc_server(), Some(grpc_metrics)),
         };
         let mut router_config = switchyard_router::Config::local(args.data_dir.join("router"));
         router_config.http_addr = args.http_addr;
@@ -118,7 +137,7 @@ impl AllInOne {
         router_config.redis_url = args.redis_url.clone();
         router_config.redis_prefix = args.redis_prefix.clone();
         router_config.log_format = args.log_format;
-        let router = switchyard_router::App::build(router_config, peers).await?;
+        let router = switchyard_router::App::build_with(router_config, peers, registry).await?;
         router.ready().await?;
         Ok(AllInOne {
             router,

@@ -34,7 +34,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.serve.log_format);
+    let _telemetry = telemetry::init_with(cli.serve.telemetry());
     let result = match cli.command {
         None | Some(Command::Serve) => serve(cli.serve).await,
         Some(Command::Health { grpc, http }) => switchyard::health::probe(grpc, http).await,

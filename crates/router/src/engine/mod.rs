@@ -20,11 +20,13 @@ use switchyard_proto::provider::v1::provider_adapter_service_client::ProviderAda
 use switchyard_proto::provider::v1::{Delta, GenerateRequest, UpstreamErrorKind};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
+use tracing::Instrument;
 
 use crate::catalog_view::{CatalogView, EndpointRoute};
 use crate::error::{ApiError, AttemptFailure, attempt_status};
+use crate::metrics::{RouterMetrics, kind_label};
 use crate::routing::budget::RetryBudget;
-use crate::routing::health::{Admission, Health, Signal};
+use crate::routing::health::{Admission, Health, Signal, State};
 use crate::routing::needs::Needs;
 use crate::routing::perf::PerfView;
 use crate::routing::prefs::ProviderPrefs;
@@ -137,6 +139,7 @@ struct EngineInner {
     budget: RetryBudget,
     sticky: Arc<Sticky>,
     timeouts: Timeouts,
+    metrics: RouterMetrics,
 }
 
 /// What an attempt produced before it committed.
@@ -155,6 +158,7 @@ impl Engine {
         perf: PerfView,
         usage: UsageSink,
         timeouts: Timeouts,
+        metrics: RouterMetrics,
     ) -> Engine {
         let adapter = ProviderAdapterServiceClient::new(adapter)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
@@ -170,6 +174,7 @@ impl Engine {
                 budget: RetryBudget::default(),
                 sticky: Arc::new(Sticky::default()),
                 timeouts,
+                metrics,
             }),
         }
     }
@@ -189,6 +194,14 @@ impl Engine {
     /// Plans the endpoints, then tries them until one commits; the rest
     /// streams through `Committed::events`.
     pub async fn start(&self, job: Job) -> Result<Committed, ApiError> {
+        let result = self.run_attempts(job).await;
+        if let Err(err) = &result {
+            self.inner.metrics.error(err.error_type());
+        }
+        result
+    }
+
+    async fn run_attempts(&self, job: Job) -> Result<Committed, ApiError> {
         let inner = &self.inner;
         if !inner.catalog.is_ready() {
             return Err(ApiError::Unavailable(
@@ -245,6 +258,9 @@ impl Engine {
                 if matches!(admission, Admission::Ejected | Admission::CoolingDown(_)) {
                     continue;
                 }
+                if let Some(previous) = failures.last() {
+                    inner.metrics.fallback(&kind_label(previous.kind));
+                }
                 if attempts > 0 {
                     if !inner.budget.withdraw(Instant::now()) {
                         tracing::warn!(generation_id = %job.generation_id, "retry budget exhausted");
@@ -266,6 +282,7 @@ impl Engine {
                 attempts += 1;
                 match self.attempt(&job, &candidate, deadline).await {
                     Ok(opened) => {
+                        inner.metrics.attempt(&endpoint.provider_slug, "ok");
                         let mut trail = failures;
                         trail.push(served(&endpoint));
                         let key = sticky_key.filter(|_| {
@@ -277,6 +294,13 @@ impl Engine {
                         let (outcome, signal) = classify(&failure);
                         inner.stats.record(&endpoint.id, outcome, None, None);
                         inner.health.record(&endpoint.id, signal, Instant::now());
+                        inner
+                            .metrics
+                            .attempt(&endpoint.provider_slug, &kind_label(failure.kind));
+                        inner.metrics.breaker(
+                            &endpoint.id,
+                            inner.health.state(&endpoint.id) == State::Open,
+                        );
                         tracing::info!(
                             generation_id = %job.generation_id,
                             endpoint = %endpoint.id,
@@ -463,18 +487,22 @@ impl Engine {
             attempts: attempts.clone(),
             events: rx,
         };
-        tokio::spawn(pump::run(pump::Pump {
-            job,
-            endpoint,
-            served_model: candidate.served_model,
-            opened,
-            attempts,
-            tx,
-            stats: self.inner.stats.clone(),
-            usage: self.inner.usage.clone(),
-            health: self.inner.health.clone(),
-            sticky: sticky.map(|key| (self.inner.sticky.clone(), key)),
-        }));
+        tokio::spawn(
+            pump::run(pump::Pump {
+                job,
+                endpoint,
+                served_model: candidate.served_model,
+                opened,
+                attempts,
+                tx,
+                stats: self.inner.stats.clone(),
+                usage: self.inner.usage.clone(),
+                health: self.inner.health.clone(),
+                sticky: sticky.map(|key| (self.inner.sticky.clone(), key)),
+                metrics: self.inner.metrics.clone(),
+            })
+            .instrument(tracing::Span::current()),
+        );
         committed
     }
 }

@@ -16,7 +16,8 @@ use tokio_stream::StreamExt;
 use super::{Event, Job, Opened, Summary};
 use crate::catalog_view::EndpointRoute;
 use crate::error::{AttemptFailure, upstream_error_type, upstream_kind};
-use crate::routing::health::{Health, Signal};
+use crate::metrics::RouterMetrics;
+use crate::routing::health::{Health, Signal, State};
 use crate::routing::sticky::{Sticky, StickyKey};
 use crate::stats::{Outcome, Stats};
 use crate::usage::UsageSink;
@@ -27,6 +28,7 @@ pub(super) struct Pump {
     pub served_model: String,
     pub health: Arc<Health>,
     pub sticky: Option<(Arc<Sticky>, StickyKey)>,
+    pub metrics: RouterMetrics,
     pub opened: Opened,
     pub attempts: Vec<AttemptFailure>,
     pub tx: mpsc::Sender<Event>,
@@ -79,6 +81,7 @@ impl Tally {
 
 /// Everything `settle` needs once the upstream stream is gone.
 struct Books {
+    metrics: RouterMetrics,
     job: Job,
     endpoint: Arc<EndpointRoute>,
     served_model: String,
@@ -94,6 +97,7 @@ struct Books {
 
 pub(super) async fn run(p: Pump) {
     let Pump {
+        metrics,
         job,
         endpoint,
         served_model,
@@ -112,6 +116,7 @@ pub(super) async fn run(p: Pump) {
         upstream_id,
     } = opened;
     let books = Books {
+        metrics,
         job,
         endpoint,
         served_model,
@@ -218,6 +223,7 @@ pub fn finish_name(reason: FinishReason) -> &'static str {
 
 async fn settle(books: Books, tally: Tally, ended_at: Instant) {
     let Books {
+        metrics,
         job,
         endpoint,
         served_model,
@@ -280,6 +286,23 @@ async fn settle(books: Books, tally: Tally, ended_at: Instant) {
         None => Signal::Success,
     };
     health.record(&endpoint.id, signal, now);
+    metrics.breaker(&endpoint.id, health.state(&endpoint.id) == State::Open);
+    metrics.completion(
+        job.stream,
+        if tally.cancelled {
+            "cancelled"
+        } else {
+            &finish_reason
+        },
+    );
+    metrics.timings(
+        job.stream,
+        tally
+            .first_token_at
+            .map(|t| t.duration_since(job.received_at)),
+        ended_at.duration_since(job.received_at),
+    );
+    metrics.cost(charge.total);
     if signal == Signal::Success
         && let Some((sticky, key)) = sticky
     {

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::AppState;
 use super::chat::{completion_headers, none_if_empty, usage_json};
@@ -28,9 +29,12 @@ pub async fn respond(state: &Arc<AppState>, job: Job) -> Result<Response, ApiErr
     let generation_id = job.generation_id.clone();
     let engine = state.engine.clone();
     let (tx, mut rx) = oneshot::channel::<Started>();
-    tokio::spawn(async move {
-        let _ = tx.send(engine.start(job).await);
-    });
+    tokio::spawn(
+        async move {
+            let _ = tx.send(engine.start(job).await);
+        }
+        .instrument(tracing::Span::current()),
+    );
     let keepalive = state.keepalive;
     let (phase, headers) = match tokio::time::timeout(keepalive, &mut rx).await {
         Ok(Ok(Err(err))) => return Err(err),
