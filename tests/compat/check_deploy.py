@@ -425,12 +425,12 @@ def check_switchyard_service(name, service, services, ports_of, dockerfile, bina
         for var in env:
             if var.startswith(CHECKED_ENV_PREFIXES) and var not in help_.envs:
                 problems.add(where, f"sets {var}, which `{binary} --help` does not list")
-        # A listener left on its loopback default is unreachable from the
-        # other containers.
         # A listener or peer URL left on its loopback default means the
-        # container itself, which is wrong for every address we have.
+        # container itself, which is wrong for every address we have. A
+        # one-shot `--migrate-only` step binds nothing and calls no peer.
+        one_shot = "--migrate-only" in command[1:]
         for var, default in help_.envs.items():
-            if default is None or not is_loopback(default):
+            if one_shot or default is None or not is_loopback(default):
                 continue
             effective = interpolate(env.get(var) or dockerfile.env.get(var) or default)
             if is_loopback(effective):

@@ -138,7 +138,14 @@ fn tracer_provider(config: &TelemetryConfig) -> (SdkTracerProvider, Export) {
             .with_service_name(config.service_name.clone())
             .build(),
     );
-    let export = match config.otlp_endpoint.as_deref().map(otlp_exporter) {
+    // An empty endpoint (e.g. `OTEL_EXPORTER_OTLP_ENDPOINT=` from a compose
+    // file or .env) means "no export", like an absent one.
+    let endpoint = config
+        .otlp_endpoint
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    let export = match endpoint.map(otlp_exporter) {
         Some(Ok(exporter)) => {
             builder = builder.with_batch_exporter(exporter);
             Export::On

@@ -19,7 +19,24 @@ struct Running {
 }
 
 async fn start(data_dir: &Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    start_logging(data_dir, None).await
+}
+
+/// Starts the binary; with `log_file`, logs every level as JSON into it.
+async fn start_logging(data_dir: &Path, log_file: Option<&Path>) -> Running {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    match log_file {
+        Some(path) => {
+            command
+                .env("RUST_LOG", "trace")
+                .env("SWITCHYARD_LOG_FORMAT", "json")
+                .stderr(std::fs::File::create(path).unwrap());
+        }
+        None => {
+            command.stderr(Stdio::null());
+        }
+    }
+    let mut child = command
         .env("SWITCHYARD_HTTP_ADDR", "127.0.0.1:0")
         .env("SWITCHYARD_ROUTER_GRPC_ADDR", "127.0.0.1:0")
         .env("SWITCHYARD_DATA_DIR", data_dir)
@@ -29,7 +46,6 @@ async fn start(data_dir: &Path) -> Running {
         .env_remove("SWITCHYARD_DATABASE_URL")
         .env_remove("SWITCHYARD_REDIS_URL")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("switchyard binary");
@@ -192,5 +208,57 @@ async fn one_command_serves_the_catalog_with_a_dev_key_and_keeps_its_data() {
     let generation: Value = generation.json().await.unwrap();
     assert_eq!(generation["data"]["model"], "openai/gpt-4");
     stop(running).await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// Redaction canary: at the most verbose log level, neither the API key nor
+/// the prompt nor the completion text may appear anywhere in the logs.
+#[tokio::test]
+async fn logs_never_contain_keys_prompts_or_completions() {
+    let data_dir = std::env::temp_dir().join(format!("switchyard-canary-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let log = data_dir.join("log.jsonl");
+    let running = start_logging(&data_dir, Some(&log)).await;
+    let canary = "canary-prompt-7f3a9c";
+    let http = reqwest::Client::new();
+    let mut completion = String::new();
+    for stream in [false, true] {
+        let body = json!({"model": "openai/gpt-4", "stream": stream,
+                          "messages": [{"role": "user", "content": canary}]});
+        let response = http
+            .post(format!("{}/chat/completions", running.base))
+            .bearer_auth(DEV_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.unwrap();
+        if !stream {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            completion = v["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        }
+    }
+    stop(running).await;
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(logs.lines().count() > 10, "trace logging was on");
+    assert!(
+        logs.contains("trace_id") || logs.contains("\"level\""),
+        "JSON lines"
+    );
+    assert!(!logs.contains(DEV_KEY), "the API key leaked into logs");
+    assert!(
+        !logs.contains(&DEV_KEY[DEV_KEY.len() - 16..]),
+        "part of the API key leaked into logs"
+    );
+    assert!(!logs.contains(canary), "the prompt leaked into logs");
+    assert!(
+        !logs.contains(&completion),
+        "the completion leaked into logs"
+    );
     let _ = std::fs::remove_dir_all(&data_dir);
 }
