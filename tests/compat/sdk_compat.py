@@ -9,6 +9,7 @@ Exits non-zero with a message on the first incompatibility.
 import os
 import sys
 
+import anthropic
 import openai
 from openrouter import OpenRouter
 
@@ -62,6 +63,37 @@ def openai_sdk():
     except openai.NotFoundError as err:
         check(err.status_code == 404, "openai: 404 for unknown model")
 
+    # Tools: the simulator calls the tool when the choice forces it.
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+    forced = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, tools=tools,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    call = forced.choices[0].message.tool_calls[0]
+    check(call.function.name == "get_weather", f"openai tools: {call}")
+    check(forced.choices[0].finish_reason == "tool_calls", "openai tools: finish_reason")
+    streamed_args = ""
+    for chunk in client.chat.completions.create(model=MODEL, messages=MESSAGES, tools=tools, tool_choice="required", stream=True):
+        for tc in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+            streamed_args += tc.function.arguments or ""
+    check(streamed_args.startswith("{"), f"openai tools stream: {streamed_args!r}")
+
+    # Structured outputs are accepted (and routed to endpoints that support them).
+    structured = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES,
+        response_format={"type": "json_schema", "json_schema": {"name": "x", "strict": True,
+                         "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}})
+    check(structured.choices[0].message.content is not None, "openai structured outputs")
+
+    # Legacy completions.
+    legacy = client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=8)
+    check(legacy.object == "text_completion", f"openai completions: {legacy.object}")
+    check(legacy.choices[0].text, "openai completions: text")
+    check(legacy.usage.completion_tokens > 0, "openai completions: usage")
+    text = "".join(c.choices[0].text for c in client.completions.create(
+        model=MODEL, prompt="Once upon a time", stream=True) if c.choices)
+    check(text, "openai completions stream: text")
+
     bad = openai.OpenAI(base_url=BASE_URL, api_key="sk-wrong", max_retries=0)
     try:
         bad.chat.completions.create(model=MODEL, messages=MESSAGES)
@@ -105,6 +137,44 @@ def openrouter_sdk():
     print("openrouter SDK: ok")
 
 
+def anthropic_sdk():
+    # The Anthropic SDK appends /v1/messages to its base URL.
+    client = anthropic.Anthropic(base_url=BASE_URL.removesuffix("/v1"), api_key=KEY, max_retries=0)
+    message = client.messages.create(model=MODEL, max_tokens=64, system="Be brief.",
+                                      messages=[{"role": "user", "content": "Hello"}])
+    check(message.type == "message" and message.role == "assistant", f"anthropic: {message}")
+    check(message.content and message.content[0].type == "text" and message.content[0].text, "anthropic: text")
+    check(message.stop_reason in ("end_turn", "max_tokens"), f"anthropic: stop_reason {message.stop_reason}")
+    check(message.usage.output_tokens > 0, "anthropic: usage")
+
+    with client.messages.stream(model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "Hello"}]) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    check(text and final.content[0].text == text, "anthropic stream: text")
+    check(final.usage.output_tokens > 0, "anthropic stream: usage")
+
+    tools = [{"name": "get_weather", "description": "Weather for a city",
+              "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+    used = client.messages.create(model=MODEL, max_tokens=64, tools=tools,
+                                  tool_choice={"type": "tool", "name": "get_weather"},
+                                  messages=[{"role": "user", "content": "Weather in Oslo?"}])
+    tool_use = [b for b in used.content if b.type == "tool_use"]
+    check(tool_use and tool_use[0].name == "get_weather", f"anthropic tools: {used.content}")
+    check(used.stop_reason == "tool_use", f"anthropic tools: stop_reason {used.stop_reason}")
+    with client.messages.stream(model=MODEL, max_tokens=64, tools=tools, tool_choice={"type": "any"},
+                                messages=[{"role": "user", "content": "Weather?"}]) as stream:
+        final = stream.get_final_message()
+    check(any(b.type == "tool_use" and isinstance(b.input, dict) for b in final.content), "anthropic tools stream")
+
+    try:
+        client.messages.create(model="nobody/nothing", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+        check(False, "anthropic: unknown model must fail")
+    except anthropic.NotFoundError as err:
+        check(err.status_code == 404, "anthropic: 404")
+    print("anthropic SDK: ok")
+
+
 if __name__ == "__main__":
     openai_sdk()
     openrouter_sdk()
+    anthropic_sdk()

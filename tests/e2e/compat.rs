@@ -22,7 +22,9 @@ async fn official_python_sdks_work_unchanged() {
         "SDK compatibility failed (did you `pip install -r tests/compat/requirements.txt`?)\n{stdout}\n{stderr}"
     );
     assert!(
-        stdout.contains("openai SDK: ok") && stdout.contains("openrouter SDK: ok"),
+        stdout.contains("openai SDK: ok")
+            && stdout.contains("openrouter SDK: ok")
+            && stdout.contains("anthropic SDK: ok"),
         "{stdout}"
     );
     stack.stop().await;

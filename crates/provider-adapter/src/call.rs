@@ -4,55 +4,48 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use switchyard_proto::provider::v1::{GenerateRequest, WireFormat};
+use reqwest::header::{HeaderName, HeaderValue};
+use switchyard_proto::provider::v1::GenerateRequest;
 
 use crate::errors::AdapterError;
-use crate::openai;
+use crate::translate::{estimate_prompt_tokens, hides_reasoning, invalid};
+use crate::wire::Wire;
 
 #[derive(Debug)]
 pub struct UpstreamCall {
+    pub wire: Wire,
     pub url: reqwest::Url,
     pub credential_ref: String,
     pub body: bytes::Bytes,
     pub stream: bool,
-    pub headers: HeaderMap,
+    pub headers: reqwest::header::HeaderMap,
     pub first_token_timeout: Option<Duration>,
     pub total_timeout: Option<Duration>,
     pub provider_slug: String,
+    /// `reasoning.exclude`: reason, but leave it out of the events.
+    pub hide_reasoning: bool,
+    /// Prompt tokens by text length, for upstreams that report no usage.
+    pub prompt_estimate: u64,
 }
 
 impl TryFrom<GenerateRequest> for UpstreamCall {
     type Error = AdapterError;
 
     fn try_from(request: GenerateRequest) -> Result<UpstreamCall, AdapterError> {
-        let invalid = |m: &str| AdapterError::InvalidRequest(m.to_owned());
         let target = request
             .target
             .ok_or_else(|| invalid("target is required"))?;
         let chat = request
             .request
             .ok_or_else(|| invalid("request is required"))?;
-        match WireFormat::try_from(target.wire_format) {
-            Ok(WireFormat::OpenaiChat) => {}
-            Ok(other) => {
-                return Err(AdapterError::UnsupportedWireFormat(
-                    other.as_str_name().to_owned(),
-                ));
-            }
-            Err(_) => return Err(invalid("unknown wire_format")),
-        }
+        let wire = Wire::try_from(target.wire_format)?;
         if target.upstream_model.is_empty() {
             return Err(invalid("target.upstream_model is required"));
         }
         let base = target.base_url.trim_end_matches('/');
-        let url = reqwest::Url::parse(&format!("{base}/chat/completions"))
-            .map_err(|_| invalid("target.base_url is not a valid URL"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid("target.base_url must be http or https"));
-        }
-        let body = openai::request::build_body(&chat, &target.upstream_model, request.stream)?;
-        let mut headers = HeaderMap::new();
+        let url = wire.url(base, &target.upstream_model, request.stream)?;
+        let body = wire.body(&chat, &target.upstream_model, request.stream)?;
+        let mut headers = wire.fixed_headers();
         if !request.generation_id.is_empty()
             && let Ok(value) = HeaderValue::from_str(&request.generation_id)
         {
@@ -67,6 +60,7 @@ impl TryFrom<GenerateRequest> for UpstreamCall {
         }
         let millis = |ms: u32| (ms > 0).then(|| Duration::from_millis(u64::from(ms)));
         Ok(UpstreamCall {
+            wire,
             url,
             credential_ref: target.credential_ref,
             body: bytes::Bytes::from(body.to_string()),
@@ -75,6 +69,8 @@ impl TryFrom<GenerateRequest> for UpstreamCall {
             first_token_timeout: millis(request.first_token_timeout_ms),
             total_timeout: millis(request.total_timeout_ms),
             provider_slug: target.provider_slug,
+            hide_reasoning: hides_reasoning(&chat),
+            prompt_estimate: estimate_prompt_tokens(&chat),
         })
     }
 }
@@ -82,8 +78,8 @@ impl TryFrom<GenerateRequest> for UpstreamCall {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_proto::common::v1::ChatRequest;
-    use switchyard_proto::provider::v1::UpstreamTarget;
+    use switchyard_proto::common::v1::{ChatMessage, ChatRequest};
+    use switchyard_proto::provider::v1::{UpstreamTarget, WireFormat};
 
     fn request(base_url: &str, wire_format: WireFormat) -> GenerateRequest {
         GenerateRequest {
@@ -93,7 +89,14 @@ mod tests {
                 upstream_model: "m".into(),
                 ..Default::default()
             }),
-            request: Some(ChatRequest::default()),
+            request: Some(ChatRequest {
+                messages: vec![ChatMessage {
+                    role: "user".into(),
+                    text: Some("hi".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
             upstream_headers: [("x-sim-ttft-ms".to_owned(), "5".to_owned())].into(),
             first_token_timeout_ms: 250,
             ..Default::default()
@@ -115,12 +118,36 @@ mod tests {
     }
 
     #[test]
+    fn each_format_has_its_endpoint_and_fixed_headers() {
+        let anthropic = UpstreamCall::try_from(request(
+            "https://api.anthropic.com/v1",
+            WireFormat::AnthropicMessages,
+        ))
+        .unwrap();
+        assert_eq!(
+            anthropic.url.as_str(),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(anthropic.headers["anthropic-version"], "2023-06-01");
+        let mut gemini = request(
+            "https://generativelanguage.googleapis.com/v1beta",
+            WireFormat::Gemini,
+        );
+        gemini.target.as_mut().unwrap().upstream_model = "models/gemini-2.5-flash".into();
+        gemini.stream = true;
+        let gemini = UpstreamCall::try_from(gemini).unwrap();
+        assert_eq!(
+            gemini.url.as_str(),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+        );
+        assert!(!gemini.headers.contains_key("anthropic-version"));
+        assert_eq!(gemini.prompt_estimate, 1 + 3);
+    }
+
+    #[test]
     fn rejects_what_it_cannot_call() {
-        let unsupported = UpstreamCall::try_from(request("http://x/v1", WireFormat::Gemini));
-        assert!(matches!(
-            unsupported,
-            Err(AdapterError::UnsupportedWireFormat(_))
-        ));
+        let unspecified = UpstreamCall::try_from(request("http://x/v1", WireFormat::Unspecified));
+        assert!(matches!(unspecified, Err(AdapterError::InvalidRequest(_))));
         let bad_url = UpstreamCall::try_from(request("not a url", WireFormat::OpenaiChat));
         assert!(matches!(bad_url, Err(AdapterError::InvalidRequest(_))));
         let mut no_target = request("http://x/v1", WireFormat::OpenaiChat);

@@ -5,7 +5,6 @@
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
-use serde_json::Value;
 use switchyard_kit::error::{ErrorKind, ServiceError};
 use switchyard_proto::provider::v1::{UpstreamError, UpstreamErrorKind};
 use tonic::Status;
@@ -14,8 +13,6 @@ use tonic::Status;
 pub enum AdapterError {
     #[error("invalid generate request: {0}")]
     InvalidRequest(String),
-    #[error("wire format {0} is not supported yet")]
-    UnsupportedWireFormat(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -23,9 +20,7 @@ pub enum AdapterError {
 impl ServiceError for AdapterError {
     fn kind(&self) -> ErrorKind {
         match self {
-            AdapterError::InvalidRequest(_) | AdapterError::UnsupportedWireFormat(_) => {
-                ErrorKind::InvalidArgument
-            }
+            AdapterError::InvalidRequest(_) => ErrorKind::InvalidArgument,
             AdapterError::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -33,16 +28,23 @@ impl ServiceError for AdapterError {
 
 impl From<AdapterError> for Status {
     fn from(err: AdapterError) -> Status {
-        match err {
-            // The router can tell "not built yet" from "you sent garbage".
-            AdapterError::UnsupportedWireFormat(_) => Status::unimplemented(err.to_string()),
-            other => switchyard_kit::error::to_status(other),
-        }
+        switchyard_kit::error::to_status(err)
     }
 }
 
 /// Longest upstream text passed on to clients.
 const MAX_MESSAGE_CHARS: usize = 300;
+
+/// What a provider's error body says, read by its wire format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub kind: UpstreamErrorKind,
+    pub message: Option<String>,
+    /// The provider's own error code or type.
+    pub code: Option<String>,
+    /// A retry delay carried in the body (Google's `RetryInfo`).
+    pub retry_after_ms: Option<u64>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamFailure {
@@ -86,63 +88,43 @@ impl UpstreamFailure {
         }
     }
 
-    /// A non-success HTTP answer.
+    /// A non-success HTTP answer, its body already read by the wire format.
     pub fn from_http(
         status: u16,
         headers: &HeaderMap,
-        body: &[u8],
+        body: ErrorBody,
         now: SystemTime,
     ) -> UpstreamFailure {
-        let text = String::from_utf8_lossy(body);
-        let parsed: Option<Value> = serde_json::from_str(&text).ok();
-        let (message, code) = match &parsed {
-            Some(json) => error_fields(json),
-            None => (Some(text.trim().to_owned()), None),
-        };
-        let lower = text.to_ascii_lowercase();
-        let kind = kind_for_status(status, &lower);
-        let detail = message.filter(|m| !m.is_empty());
+        let retryable = matches!(
+            body.kind,
+            UpstreamErrorKind::RateLimited | UpstreamErrorKind::Overloaded
+        ) || matches!(status, 429 | 503 | 529);
+        let detail = body.message.filter(|m| !m.trim().is_empty());
         UpstreamFailure {
-            kind,
+            kind: body.kind,
             message: match detail {
                 Some(detail) => format!("upstream returned {status}: {}", truncate(&detail)),
                 None => format!("upstream returned {status}"),
             },
             status,
-            retry_after_ms: (status == 429 || status == 503 || status == 529)
-                .then(|| retry_after_ms(headers, now))
+            retry_after_ms: retryable
+                .then(|| retry_after_ms(headers, now).or(body.retry_after_ms))
                 .flatten(),
-            provider_code: code,
+            provider_code: body.code,
         }
     }
 
-    /// An `{"error": ...}` object inside a 200 response or a stream.
-    pub fn in_band(error: &Value, http_status: u16) -> UpstreamFailure {
-        let wrapper = serde_json::json!({ "error": error });
-        let (message, code) = error_fields(&wrapper);
-        let lower = error.to_string().to_ascii_lowercase();
-        let embedded_status = error
-            .get("code")
-            .and_then(Value::as_u64)
-            .and_then(|c| u16::try_from(c).ok())
-            .filter(|c| (400..600).contains(c));
-        let kind = match embedded_status {
-            Some(status) => kind_for_status(status, &lower),
-            None if mentions_context_length(&lower) => UpstreamErrorKind::ContextLengthExceeded,
-            None if lower.contains("rate_limit") => UpstreamErrorKind::RateLimited,
-            None if lower.contains("overloaded") => UpstreamErrorKind::Overloaded,
-            None if lower.contains("server_error") => UpstreamErrorKind::Unavailable,
-            None => UpstreamErrorKind::BadResponse,
-        };
+    /// An error reported inside a 200 response or a stream.
+    pub fn in_band(body: ErrorBody, http_status: u16) -> UpstreamFailure {
         UpstreamFailure {
-            kind,
+            kind: body.kind,
             message: format!(
                 "upstream reported an error: {}",
-                truncate(message.as_deref().unwrap_or("no message"))
+                truncate(body.message.as_deref().unwrap_or("no message"))
             ),
             status: http_status,
-            retry_after_ms: None,
-            provider_code: code,
+            retry_after_ms: body.retry_after_ms,
+            provider_code: body.code,
         }
     }
 
@@ -187,7 +169,7 @@ pub fn kind_for_status(status: u16, body_lower: &str) -> UpstreamErrorKind {
     }
 }
 
-fn mentions_context_length(lower: &str) -> bool {
+pub fn mentions_context_length(lower: &str) -> bool {
     [
         "context_length_exceeded",
         "context length",
@@ -196,25 +178,6 @@ fn mentions_context_length(lower: &str) -> bool {
     ]
     .iter()
     .any(|needle| lower.contains(needle))
-}
-
-/// `(message, code)` from `{"error":{"message","code","type"}}`,
-/// `{"error":"text"}` or `{"message":"text"}`.
-fn error_fields(json: &Value) -> (Option<String>, Option<String>) {
-    let error = json.get("error").unwrap_or(json);
-    if let Some(text) = error.as_str() {
-        return (Some(text.to_owned()), None);
-    }
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let code = match error.get("code") {
-        Some(Value::String(code)) => Some(code.clone()),
-        Some(Value::Number(code)) => Some(code.to_string()),
-        _ => error.get("type").and_then(Value::as_str).map(str::to_owned),
-    };
-    (message, code)
 }
 
 fn truncate(text: &str) -> String {
@@ -254,59 +217,30 @@ mod tests {
     use super::*;
     use UpstreamErrorKind as K;
 
-    fn failure(status: u16, body: &str) -> UpstreamFailure {
-        UpstreamFailure::from_http(
-            status,
-            &HeaderMap::new(),
-            body.as_bytes(),
-            SystemTime::now(),
-        )
-    }
-
-    #[test]
-    fn statuses_map_to_kinds() {
-        let cases = [
-            (429, K::RateLimited),
-            (503, K::Overloaded),
-            (529, K::Overloaded),
-            (500, K::Unavailable),
-            (502, K::Unavailable),
-            (504, K::Timeout),
-            (408, K::Timeout),
-            (400, K::InvalidRequest),
-            (422, K::InvalidRequest),
-            (401, K::Authentication),
-            (403, K::PermissionDenied),
-            (404, K::NotFound),
-        ];
-        for (status, kind) in cases {
-            assert_eq!(failure(status, "{}").kind, kind, "{status}");
+    fn body(kind: UpstreamErrorKind, message: &str) -> ErrorBody {
+        ErrorBody {
+            kind,
+            message: Some(message.to_owned()),
+            code: None,
+            retry_after_ms: None,
         }
     }
 
     #[test]
-    fn context_length_is_recognised_by_code_or_text() {
-        let by_code = failure(
-            400,
-            r#"{"error":{"message":"too long","type":"invalid_request_error","code":"context_length_exceeded"}}"#,
-        );
-        assert_eq!(by_code.kind, K::ContextLengthExceeded);
-        assert_eq!(
-            by_code.provider_code.as_deref(),
-            Some("context_length_exceeded")
-        );
-        let by_text = failure(400, "This model's maximum context length is 4096 tokens.");
-        assert_eq!(by_text.kind, K::ContextLengthExceeded);
-    }
-
-    #[test]
     fn messages_are_truncated_and_redacted() {
-        let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "x".repeat(1000));
-        let f = failure(500, &long);
+        let now = SystemTime::now();
+        let headers = HeaderMap::new();
+        let f =
+            UpstreamFailure::from_http(500, &headers, body(K::Unavailable, &"x".repeat(1000)), now);
         assert!(f.message.chars().count() < 340, "{}", f.message.len());
-        let mut f = failure(
+        let mut f = UpstreamFailure::from_http(
             401,
-            r#"{"error":{"message":"Incorrect API key provided: sk-secret-123"}}"#,
+            &headers,
+            body(
+                K::Authentication,
+                "Incorrect API key provided: sk-secret-123",
+            ),
+            now,
         );
         f.redact("sk-secret-123");
         assert!(!f.message.contains("sk-secret-123"));
@@ -329,26 +263,21 @@ mod tests {
         headers.clear();
         headers.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after_ms(&headers, now), None);
-        let f = UpstreamFailure::from_http(
-            429,
-            &{
-                let mut h = HeaderMap::new();
-                h.insert("retry-after", "2".parse().unwrap());
-                h
-            },
-            b"rate limited",
-            now,
-        );
-        assert_eq!((f.kind, f.retry_after_ms), (K::RateLimited, Some(2000)));
     }
 
     #[test]
-    fn in_band_errors_are_classified() {
-        let err = serde_json::json!({"code": 502, "message": "provider down"});
-        assert_eq!(UpstreamFailure::in_band(&err, 200).kind, K::Unavailable);
-        let err = serde_json::json!({"message": "x", "type": "server_error"});
-        assert_eq!(UpstreamFailure::in_band(&err, 200).kind, K::Unavailable);
-        let err = serde_json::json!({"message": "odd"});
-        assert_eq!(UpstreamFailure::in_band(&err, 200).kind, K::BadResponse);
+    fn retry_hints_only_for_retryable_kinds() {
+        let now = SystemTime::now();
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", "2".parse().unwrap());
+        let f = UpstreamFailure::from_http(429, &headers, body(K::RateLimited, "slow down"), now);
+        assert_eq!((f.kind, f.retry_after_ms), (K::RateLimited, Some(2000)));
+        let f = UpstreamFailure::from_http(400, &headers, body(K::InvalidRequest, "no"), now);
+        assert_eq!(f.retry_after_ms, None);
+        // A delay in the body counts when no header says otherwise.
+        let mut from_body = body(K::RateLimited, "quota");
+        from_body.retry_after_ms = Some(7000);
+        let f = UpstreamFailure::from_http(429, &HeaderMap::new(), from_body, now);
+        assert_eq!(f.retry_after_ms, Some(7000));
     }
 }

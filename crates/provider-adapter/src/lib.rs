@@ -1,18 +1,24 @@
-//! provider-adapter: speaks the providers' wire formats. It turns one
+//! provider-adapter: speaks the providers' wire formats — OpenAI Chat
+//! Completions, Anthropic Messages and Google Gemini. It turns one
 //! normalized `GenerateRequest` into an upstream HTTP call and streams the
 //! answer back as normalized events, with upstream failures classified into
 //! typed errors the router can act on. It owns the upstream connection pool
 //! and the provider credentials; it never chooses providers and never bills.
 
+pub mod anthropic;
 mod call;
 mod credentials;
 mod deadlines;
+pub mod emit;
 pub mod errors;
+pub mod gemini;
 mod metrics;
 pub mod openai;
 mod service;
 pub mod sse;
+pub mod translate;
 mod upstream;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -2,30 +2,25 @@
 //! into normalized events, enforce the first-token, idle and total timeouts.
 //! Dropping the future drops the HTTP request, which is how cancellation works.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use secrecy::{ExposeSecret, SecretString};
-use switchyard_proto::common::v1::FinishReason;
 use switchyard_proto::provider::v1::generate_response::Event;
-use switchyard_proto::provider::v1::{Finish, GenerateResponse, Started};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
-use tonic::Status;
 use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::call::UpstreamCall;
 use crate::credentials::Credentials;
 use crate::deadlines::{Deadlines, Timeouts};
+use crate::emit::{Emitter, EventSender, Piece, Probe, Stop, emit};
 use crate::errors::UpstreamFailure;
 use crate::metrics::{AdapterMetrics, Outcome};
-use crate::openai::response::Body;
-use crate::sse::{SseEvent, SseParser};
-
-pub type EventSender = mpsc::Sender<Result<GenerateResponse, Status>>;
+use crate::sse::SseParser;
+use crate::wire::Decoder;
 
 /// Largest whole (non-streaming) response body accepted.
 const MAX_BODY_BYTES: usize = switchyard_kit::grpc::MAX_MESSAGE_BYTES;
@@ -42,37 +37,10 @@ pub struct Upstream {
     pub metrics: AdapterMetrics,
 }
 
-/// Times one call for the metrics: from sending to first content.
-struct Probe<'a> {
-    metrics: &'a AdapterMetrics,
-    provider: &'a str,
-    started: Instant,
-    first_token_seen: AtomicBool,
-}
-
-impl Probe<'_> {
-    fn first_token(&self) {
-        if !self.first_token_seen.swap(true, Ordering::Relaxed) {
-            self.metrics
-                .first_token(self.provider, self.started.elapsed());
-        }
-    }
-}
-
-enum Stop {
-    Failed(UpstreamFailure),
-    ClientGone,
-}
-
-impl From<UpstreamFailure> for Stop {
-    fn from(failure: UpstreamFailure) -> Stop {
-        Stop::Failed(failure)
-    }
-}
-
 impl Upstream {
     /// Demo mode: a provider that needs a credential nobody configured is
-    /// answered by the simulator, in the OpenAI wire format it speaks.
+    /// answered by the simulator. The configured URL is the simulator's
+    /// OpenAI base, so every format is rewritten to OpenAI.
     pub fn simulate_if_unconfigured(
         &self,
         request: &mut switchyard_proto::provider::v1::GenerateRequest,
@@ -173,7 +141,7 @@ impl Upstream {
             .header(ACCEPT, accept)
             .body(call.body.clone());
         if let Some(secret) = credential {
-            request = request.bearer_auth(secret.expose_secret());
+            request = call.wire.authorize(request, secret.expose_secret());
         }
         let mut trace_headers = reqwest::header::HeaderMap::new();
         switchyard_kit::trace_context::inject(&mut trace_headers);
@@ -195,8 +163,9 @@ impl Upstream {
             let body = read_body(response, MAX_ERROR_BODY_BYTES, wait)
                 .await
                 .unwrap_or_default();
+            let parsed = call.wire.http_error(status, &body);
             return Err(
-                UpstreamFailure::from_http(status, &headers, &body, SystemTime::now()).into(),
+                UpstreamFailure::from_http(status, &headers, parsed, SystemTime::now()).into(),
             );
         }
         let is_sse = response
@@ -204,18 +173,15 @@ impl Upstream {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
+        let mut emitter = Emitter::new(tx, probe, call.hide_reasoning, call.prompt_estimate);
+        let decoder = call.wire.decoder(status);
         if is_sse {
-            stream(response, status, &deadlines, tx, probe).await
+            stream(response, status, &deadlines, decoder, &mut emitter).await?;
         } else {
-            whole(response, status, &deadlines, tx, probe).await
+            whole(response, status, &deadlines, decoder, &mut emitter).await?;
         }
+        emitter.close().await
     }
-}
-
-async fn emit(tx: &EventSender, event: Event) -> Result<(), Stop> {
-    tx.send(Ok(GenerateResponse { event: Some(event) }))
-        .await
-        .map_err(|_| Stop::ClientGone)
 }
 
 enum ReadError {
@@ -246,11 +212,12 @@ async fn read_body(
     }
 }
 
+/// The upstream's request id header: OpenAI's `x-request-id`, Anthropic's
+/// `request-id`.
 fn upstream_id(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
+    ["x-request-id", "request-id"]
+        .iter()
+        .find_map(|name| response.headers().get(*name)?.to_str().ok())
         .unwrap_or_default()
         .to_owned()
 }
@@ -261,8 +228,8 @@ async fn whole(
     response: reqwest::Response,
     status: u16,
     deadlines: &Deadlines,
-    tx: &EventSender,
-    probe: &Probe<'_>,
+    mut decoder: Decoder,
+    emitter: &mut Emitter<'_>,
 ) -> Result<(), Stop> {
     let header_id = upstream_id(&response);
     let (deadline, limit) = deadlines.before_first_token();
@@ -275,84 +242,45 @@ async fn whole(
                 UpstreamFailure::bad_response("upstream response body too large")
             }
         })?;
-    let body: Body = serde_json::from_slice(&bytes)
-        .map_err(|_| UpstreamFailure::bad_response("upstream sent a malformed JSON body"))?;
-    if let Some(error) = &body.error {
-        return Err(UpstreamFailure::in_band(error, status).into());
-    }
-    let upstream_id = body
-        .id
-        .clone()
-        .filter(|id| !id.is_empty())
+    let mut pieces = Vec::new();
+    decoder.whole(&bytes, &mut pieces)?;
+    let upstream_id = pieces
+        .iter()
+        .find_map(|p| match p {
+            Piece::Id(id) if !id.is_empty() => Some(id.clone()),
+            _ => None,
+        })
         .unwrap_or(header_id);
-    let parsed = body.into_parsed();
-    if parsed.delta.is_none() && parsed.finish.is_none() {
-        return Err(UpstreamFailure::bad_response("upstream answer has no choices").into());
-    }
-    emit(
-        tx,
-        Event::Started(Started {
-            upstream_id,
-            upstream_status: u32::from(status),
-        }),
-    )
-    .await?;
-    if let Some(delta) = parsed.delta {
-        probe.first_token();
-        emit(tx, Event::Delta(delta)).await?;
-    }
-    emit(
-        tx,
-        Event::Finish(parsed.finish.unwrap_or_else(unreported_finish)),
-    )
-    .await?;
-    if let Some(usage) = parsed.usage {
-        emit(tx, Event::Usage(usage)).await?;
+    emitter.started(upstream_id, status).await?;
+    for piece in pieces {
+        emitter.piece(piece).await?;
     }
     Ok(())
-}
-
-/// Some hosts end cleanly without a finish reason.
-fn unreported_finish() -> Finish {
-    Finish {
-        reason: FinishReason::Stop as i32,
-        native_reason: String::new(),
-    }
-}
-
-#[derive(Default)]
-struct StreamState {
-    first_token_seen: bool,
-    finished: bool,
-    done: bool,
-    usage: Option<switchyard_proto::common::v1::TokenUsage>,
 }
 
 async fn stream(
     response: reqwest::Response,
     status: u16,
     deadlines: &Deadlines,
-    tx: &EventSender,
-    probe: &Probe<'_>,
+    mut decoder: Decoder,
+    emitter: &mut Emitter<'_>,
 ) -> Result<(), Stop> {
-    let started = Started {
-        upstream_id: upstream_id(&response),
-        upstream_status: u32::from(status),
-    };
-    emit(tx, Event::Started(started)).await?;
+    emitter.started(upstream_id(&response), status).await?;
     let mut body = response.bytes_stream();
     let mut parser = SseParser::new();
     let mut events = Vec::new();
-    let mut state = StreamState::default();
+    let mut pieces = Vec::new();
     let malformed = |_| UpstreamFailure::bad_response("upstream sent a malformed event stream");
-    while !state.done {
-        let (deadline, limit) = deadlines.next_chunk(state.first_token_seen);
+    let mut ended = false;
+    while !emitter.done && !ended {
+        let (deadline, limit) = deadlines.next_chunk(emitter.first_token_seen);
         let next = timeout_at(deadline, body.next())
             .await
             .map_err(|_| deadlines.failure(limit))?;
         match next {
             Some(Ok(bytes)) => parser.push(&bytes, &mut events).map_err(malformed)?,
-            Some(Err(_)) if state.finished => break,
+            // A connection dropped after the finish lost nothing that matters.
+            Some(Err(_)) if emitter.finished => break,
             Some(Err(_)) => {
                 return Err(UpstreamFailure::bad_response(
                     "upstream stream was cut before it finished",
@@ -361,69 +289,23 @@ async fn stream(
             }
             None => {
                 parser.finish(&mut events).map_err(malformed)?;
-                for event in events.drain(..) {
-                    state.handle(event, status, tx, probe).await?;
-                }
-                break;
+                ended = true;
             }
         }
         for event in events.drain(..) {
-            state.handle(event, status, tx, probe).await?;
-            if state.done {
+            decoder.event(&event, &mut pieces)?;
+            for piece in pieces.drain(..) {
+                emitter.piece(piece).await?;
+            }
+            if emitter.done {
                 break;
             }
         }
     }
-    if !state.finished {
-        if !state.done {
-            return Err(
-                UpstreamFailure::bad_response("upstream stream ended before it finished").into(),
-            );
-        }
-        emit(tx, Event::Finish(unreported_finish())).await?;
-    }
-    if let Some(usage) = state.usage {
-        emit(tx, Event::Usage(usage)).await?;
+    if !emitter.finished && !emitter.done {
+        return Err(
+            UpstreamFailure::bad_response("upstream stream ended before it finished").into(),
+        );
     }
     Ok(())
-}
-
-impl StreamState {
-    async fn handle(
-        &mut self,
-        event: SseEvent,
-        status: u16,
-        tx: &EventSender,
-        probe: &Probe<'_>,
-    ) -> Result<(), Stop> {
-        let data = event.data.trim();
-        if data.is_empty() || self.done {
-            return Ok(());
-        }
-        if data == "[DONE]" {
-            self.done = true;
-            return Ok(());
-        }
-        let chunk: Body = serde_json::from_str(data)
-            .map_err(|_| UpstreamFailure::bad_response("upstream sent a malformed stream chunk"))?;
-        if let Some(error) = &chunk.error {
-            return Err(UpstreamFailure::in_band(error, status).into());
-        }
-        let parsed = chunk.into_parsed();
-        if let Some(delta) = parsed.delta {
-            self.first_token_seen = true;
-            probe.first_token();
-            emit(tx, Event::Delta(delta)).await?;
-        }
-        if let Some(finish) = parsed.finish
-            && !self.finished
-        {
-            self.finished = true;
-            emit(tx, Event::Finish(finish)).await?;
-        }
-        if parsed.usage.is_some() {
-            self.usage = parsed.usage;
-        }
-        Ok(())
-    }
 }

@@ -40,6 +40,31 @@ pub struct EndpointRoute {
 }
 
 impl EndpointRoute {
+    /// An endpoint with empty fields, for tests.
+    #[cfg(test)]
+    pub fn test_default() -> EndpointRoute {
+        EndpointRoute {
+            id: String::new(),
+            model_id: String::new(),
+            tag: String::new(),
+            provider_slug: String::new(),
+            provider_name: String::new(),
+            target: Default::default(),
+            pricing: Default::default(),
+            rates: Default::default(),
+            image_price: None,
+            cache_read_price: None,
+            context_length: 0,
+            max_completion_tokens: None,
+            quantization: None,
+            supported_parameters: Vec::new(),
+            status: 0,
+            may_train: None,
+            retains_prompts: None,
+            zero_data_retention: None,
+        }
+    }
+
     /// Price per token of a typical request (prompt-heavy mix), for ordering.
     pub fn blended_price(&self) -> u128 {
         self.rates.prompt.atto() * 3 + self.rates.completion.atto()

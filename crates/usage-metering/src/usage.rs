@@ -51,6 +51,9 @@ pub struct UsageEvent {
     pub reasoning_tokens: u64,
     pub cached_tokens: u64,
     pub cache_write_tokens: u64,
+    /// Token counts are an estimate (the provider reported none).
+    #[serde(default)]
+    pub usage_estimated: bool,
     pub latency_ms: u64,
     pub ttft_ms: Option<u64>,
     pub generation_time_ms: u64,
@@ -195,6 +198,7 @@ impl TryFrom<pb::UsageEvent> for UsageEvent {
             reasoning_tokens: fits_bigint("reasoning_tokens", e.reasoning_tokens)?,
             cached_tokens: fits_bigint("cached_tokens", e.cached_tokens)?,
             cache_write_tokens: fits_bigint("cache_write_tokens", e.cache_write_tokens)?,
+            usage_estimated: e.usage_estimated,
             latency_ms: fits_bigint("latency_ms", e.latency_ms)?,
             ttft_ms: e.ttft_ms.map(|v| fits_bigint("ttft_ms", v)).transpose()?,
             generation_time_ms: fits_bigint("generation_time_ms", e.generation_time_ms)?,
@@ -270,6 +274,7 @@ impl From<UsageEvent> for pb::UsageEvent {
             session_id: e.session_id,
             external_user: e.external_user,
             cache_write_tokens: e.cache_write_tokens,
+            usage_estimated: e.usage_estimated,
         }
     }
 }

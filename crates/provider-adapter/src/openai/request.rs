@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use switchyard_proto::common::v1::{ChatMessage, ChatRequest, ContentPart, Tool, content_part};
 
 use crate::errors::AdapterError;
+use crate::translate::{invalid, merge_passthrough, parse, parse_opt};
 
 /// Keys the adapter owns; passthrough can never override them.
 const RESERVED: &[&str] = &["model", "messages", "stream", "stream_options"];
@@ -85,29 +86,8 @@ pub fn build_body(request: &ChatRequest, model: &str, stream: bool) -> Result<Va
             reasoning.get("effort").filter(|e| e.is_string()).cloned(),
         );
     }
-    if let Some(passthrough) = parse_opt("passthrough", &request.passthrough_json)? {
-        let Value::Object(extra) = passthrough else {
-            return Err(invalid("passthrough_json must be a JSON object"));
-        };
-        for (key, value) in extra {
-            if !RESERVED.contains(&key.as_str()) && !body.contains_key(&key) {
-                body.insert(key, value);
-            }
-        }
-    }
+    merge_passthrough(&mut body, request, RESERVED)?;
     Ok(Value::Object(body))
-}
-
-fn invalid(message: impl Into<String>) -> AdapterError {
-    AdapterError::InvalidRequest(message.into())
-}
-
-fn parse(field: &str, text: &str) -> Result<Value, AdapterError> {
-    serde_json::from_str(text).map_err(|_| invalid(format!("{field} is not valid JSON")))
-}
-
-fn parse_opt(field: &str, text: &Option<String>) -> Result<Option<Value>, AdapterError> {
-    text.as_deref().map(|t| parse(field, t)).transpose()
 }
 
 fn message(m: &ChatMessage) -> Result<Value, AdapterError> {

@@ -8,6 +8,64 @@ use serde_json::Value;
 use switchyard_proto::common::v1::{FinishReason, TokenUsage};
 use switchyard_proto::provider::v1::{Delta, Finish, ToolCallDelta};
 
+use crate::emit::Piece;
+use crate::errors::UpstreamFailure;
+use crate::sse::SseEvent;
+
+/// Reads one answer: stream chunks or a whole body.
+pub struct Decoder {
+    status: u16,
+}
+
+impl Decoder {
+    pub fn new(status: u16) -> Decoder {
+        Decoder { status }
+    }
+
+    pub fn event(&mut self, event: &SseEvent, out: &mut Vec<Piece>) -> Result<(), UpstreamFailure> {
+        let data = event.data.trim();
+        if data.is_empty() {
+            return Ok(());
+        }
+        if data == "[DONE]" {
+            out.push(Piece::Done);
+            return Ok(());
+        }
+        let chunk: Body = serde_json::from_str(data)
+            .map_err(|_| UpstreamFailure::bad_response("upstream sent a malformed stream chunk"))?;
+        if let Some(error) = &chunk.error {
+            return Err(UpstreamFailure::in_band(
+                super::error::in_band(error),
+                self.status,
+            ));
+        }
+        chunk.into_parsed().push_to(out);
+        Ok(())
+    }
+
+    pub fn whole(&mut self, body: &[u8], out: &mut Vec<Piece>) -> Result<(), UpstreamFailure> {
+        let body: Body = serde_json::from_slice(body)
+            .map_err(|_| UpstreamFailure::bad_response("upstream sent a malformed JSON body"))?;
+        if let Some(error) = &body.error {
+            return Err(UpstreamFailure::in_band(
+                super::error::in_band(error),
+                self.status,
+            ));
+        }
+        if let Some(id) = body.id.clone() {
+            out.push(Piece::Id(id));
+        }
+        let parsed = body.into_parsed();
+        if parsed.delta.is_none() && parsed.finish.is_none() {
+            return Err(UpstreamFailure::bad_response(
+                "upstream answer has no choices",
+            ));
+        }
+        parsed.push_to(out);
+        Ok(())
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct Body {
     pub id: Option<String>,
@@ -75,6 +133,14 @@ pub struct Parsed {
     pub delta: Option<Delta>,
     pub finish: Option<Finish>,
     pub usage: Option<TokenUsage>,
+}
+
+impl Parsed {
+    fn push_to(self, out: &mut Vec<Piece>) {
+        out.extend(self.delta.map(Piece::Delta));
+        out.extend(self.finish.map(Piece::Finish));
+        out.extend(self.usage.map(Piece::Usage));
+    }
 }
 
 impl Body {
@@ -168,6 +234,7 @@ impl Usage {
                 .completion_tokens_details
                 .and_then(|d| d.reasoning_tokens)
                 .unwrap_or(0),
+            estimated: false,
         }
     }
 }
@@ -248,6 +315,7 @@ mod tests {
                 cached_tokens: 4,
                 cache_write_tokens: 0,
                 reasoning_tokens: 2,
+                estimated: false,
             })
         );
         let finish = parse(r#"{"choices":[{"delta":{},"finish_reason":"length"}]}"#)

@@ -173,9 +173,9 @@ async fn dropping_the_stream_cancels_the_upstream_call() {
 async fn requests_the_adapter_cannot_serve_are_grpc_errors() {
     let app = TestApp::start().await;
     let mut request = app.request("m", true);
-    request.target.as_mut().unwrap().wire_format = WireFormat::AnthropicMessages as i32;
+    request.target.as_mut().unwrap().wire_format = WireFormat::Unspecified as i32;
     let status = app.client.clone().generate(request).await.unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(status.code(), Code::InvalidArgument);
 
     let mut request = app.request("m", true);
     request.target = None;

@@ -2,6 +2,9 @@
 //! in-process on port 0; calls go through the generated tonic client.
 
 mod errors;
+mod estimate;
+mod format_errors;
+mod formats;
 mod generate;
 mod simulate;
 mod telemetry;
@@ -57,6 +60,20 @@ impl TestApp {
     /// A request for `model` on the simulator.
     pub fn request(&self, model: &str, stream: bool) -> GenerateRequest {
         let mut request = TestApp::request_template(&self.sim_base_url, model);
+        request.stream = stream;
+        request
+    }
+
+    /// A request for `model` on the simulator, in `wire` format.
+    pub fn request_in(&self, wire: WireFormat, model: &str, stream: bool) -> GenerateRequest {
+        let root = self.sim_base_url.trim_end_matches("/v1");
+        let base = match wire {
+            WireFormat::Gemini => format!("{root}/v1beta"),
+            _ => self.sim_base_url.clone(),
+        };
+        let mut request = TestApp::request_template(&base, model);
+        let target = request.target.as_mut().expect("target");
+        target.wire_format = wire as i32;
         request.stream = stream;
         request
     }
@@ -130,4 +147,48 @@ pub fn content(events: &[Event]) -> String {
             _ => None,
         })
         .collect()
+}
+
+pub fn reasoning(events: &[Event]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Delta(d) => d.reasoning.clone(),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn deltas(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::Delta(_)))
+        .count()
+}
+
+/// The one finish event, as `(reason, native reason)`.
+pub fn finish(events: &[Event]) -> (i32, String) {
+    let finishes: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Finish(f) => Some((f.reason, f.native_reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finishes.len(), 1, "{events:?}");
+    finishes[0].clone()
+}
+
+pub fn usage(events: &[Event]) -> switchyard_proto::common::v1::TokenUsage {
+    match events.last() {
+        Some(Event::Usage(usage)) => *usage,
+        other => panic!("expected usage last, got {other:?} in {events:?}"),
+    }
+}
+
+pub fn the_error(events: &[Event]) -> switchyard_proto::provider::v1::UpstreamError {
+    match events.last() {
+        Some(Event::Error(error)) => error.clone(),
+        other => panic!("expected an error last, got {other:?} in {events:?}"),
+    }
 }

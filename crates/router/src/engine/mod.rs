@@ -230,6 +230,7 @@ impl Engine {
             health: &inner.health,
             perf: &perf,
             sticky: sticky.as_deref(),
+            request: Some(&job.request),
             now,
         };
         let groups = select::plan(&job.models, &cx);
@@ -360,7 +361,7 @@ impl Engine {
         let token_deadline = tokio::time::Instant::from_std(dispatched_at + first_token);
         let request = GenerateRequest {
             target: Some(endpoint.target.clone()),
-            request: Some(job.request.clone()),
+            request: Some(crate::routing::params::for_endpoint(&job.request, endpoint)),
             stream: job.stream,
             generation_id: job.generation_id.clone(),
             first_token_timeout_ms: first_token.as_millis() as u32,

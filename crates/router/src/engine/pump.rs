@@ -239,6 +239,7 @@ async fn settle(books: Books, tally: Tally, ended_at: Instant) {
     let tokens = tally.usage.unwrap_or_else(|| TokenUsage {
         prompt_tokens: crate::routing::needs::estimate_prompt_tokens(&job.request),
         completion_tokens: tally.completion_chars.div_ceil(4) as u64,
+        estimated: true,
         ..Default::default()
     });
     let (finish_reason, native_finish_reason) = match (&tally.finish, tally.failure) {
@@ -325,6 +326,7 @@ async fn settle(books: Books, tally: Tally, ended_at: Instant) {
         reasoning_tokens: tokens.reasoning_tokens,
         cached_tokens: tokens.cached_tokens,
         cache_write_tokens: tokens.cache_write_tokens,
+        usage_estimated: tokens.estimated,
         latency_ms: ended_at.duration_since(job.received_at).as_millis() as u64,
         ttft_ms: tally
             .first_token_at

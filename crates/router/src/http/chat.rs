@@ -26,6 +26,23 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, request: Reque
 }
 
 async fn handle(state: Arc<AppState>, request: Request) -> Result<Response, ApiError> {
+    let job = prepare(&state, request, "completions", request::parse_chat).await?;
+    if job.stream {
+        sse::respond::<super::chat_stream::ChatChunks>(&state, job).await
+    } else {
+        let committed = state.engine.start(job).await?;
+        Ok(json_completion(committed).await)
+    }
+}
+
+/// Authenticates, reads and parses a request into a job, for any of the
+/// completion-type APIs (each brings its own body parser).
+pub async fn prepare(
+    state: &AppState,
+    request: Request,
+    api_type: &'static str,
+    parse: impl FnOnce(&[u8]) -> Result<request::ParsedChat, ApiError>,
+) -> Result<Job, ApiError> {
     let received_at = Instant::now();
     let (parts, body) = request.into_parts();
     let caller = state
@@ -33,34 +50,25 @@ async fn handle(state: Arc<AppState>, request: Request) -> Result<Response, ApiE
         .authenticate(auth::bearer(&parts.headers))
         .await?;
     let bytes = read_body(&parts.headers, body, state.max_body_bytes).await?;
-    let parsed = request::parse_chat(&bytes)?;
+    let parsed = parse(&bytes)?;
     let created = ids::unix_now();
-    let job = Job {
+    let session_key = parsed
+        .session_id
+        .clone()
+        .or_else(|| header(&parts.headers, "x-session-id"))
+        .or(parsed.prompt_cache_key);
+    Ok(Job {
         generation_id: ids::generation_id(created),
         created,
         models: parsed.models,
         request: parsed.request,
         stream: parsed.stream,
-        session_key: None,
+        session_key,
         attribution: attribution(&parts.headers, caller, parsed.session_id),
         received_at,
-        api_type: "completions",
+        api_type,
         prefs: parsed.prefs,
-    };
-    let job = Job {
-        session_key: job
-            .attribution
-            .session_id
-            .clone()
-            .or(parsed.prompt_cache_key),
-        ..job
-    };
-    if job.stream {
-        sse::respond(&state, job).await
-    } else {
-        let committed = state.engine.start(job).await?;
-        Ok(json_completion(committed).await)
-    }
+    })
 }
 
 /// Reads the body up to `limit` bytes; more is a 413.
@@ -128,78 +136,95 @@ fn attempts_header(attempts: &[AttemptFailure]) -> String {
         .join(", ")
 }
 
+/// Everything a non-streaming answer needs, gathered from the events.
 #[derive(Default)]
-struct ToolCallAcc {
-    id: String,
-    name: String,
-    arguments: String,
+pub struct Collected {
+    pub content: String,
+    pub reasoning: String,
+    pub refusal: Option<String>,
+    /// By index: (id, name, arguments).
+    pub tool_calls: BTreeMap<u32, (String, String, String)>,
+    pub finish: String,
+    pub native_finish: String,
+    /// (status, error_type, message) of a failure after content.
+    pub error: Option<(u16, &'static str, String)>,
+    pub summary: Option<Summary>,
+}
+
+impl Collected {
+    pub async fn from(committed: &mut Committed) -> Collected {
+        let mut c = Collected::default();
+        while let Some(event) = committed.events.recv().await {
+            match event {
+                Event::Delta(d) => {
+                    c.content.push_str(d.content.as_deref().unwrap_or(""));
+                    c.reasoning.push_str(d.reasoning.as_deref().unwrap_or(""));
+                    if let Some(r) = d.refusal {
+                        c.refusal.get_or_insert_with(String::new).push_str(&r);
+                    }
+                    for t in d.tool_calls {
+                        let acc = c.tool_calls.entry(t.index).or_default();
+                        if let Some(id) = t.id {
+                            acc.0 = id;
+                        }
+                        acc.1.push_str(t.name.as_deref().unwrap_or(""));
+                        acc.2.push_str(t.arguments.as_deref().unwrap_or(""));
+                    }
+                }
+                Event::Finish { reason, native } => (c.finish, c.native_finish) = (reason, native),
+                Event::Error {
+                    status,
+                    error_type,
+                    message,
+                } => {
+                    c.finish = "error".into();
+                    c.error = Some((status, error_type, message));
+                }
+                Event::Done(s) => c.summary = Some(s),
+            }
+        }
+        c
+    }
+}
+
+/// Adds the completion headers to a finished response.
+pub fn with_completion_headers(mut response: Response, committed: &Committed) -> Response {
+    for (name, value) in completion_headers(committed) {
+        if let Ok(value) = value.parse() {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
 }
 
 async fn json_completion(mut committed: Committed) -> Response {
-    let mut content = String::new();
-    let mut reasoning = String::new();
-    let mut refusal: Option<String> = None;
-    let mut tool_calls: BTreeMap<u32, ToolCallAcc> = BTreeMap::new();
-    let mut finish = (String::new(), String::new());
-    let mut error: Option<Value> = None;
-    let mut summary: Option<Summary> = None;
-    while let Some(event) = committed.events.recv().await {
-        match event {
-            Event::Delta(d) => {
-                content.push_str(d.content.as_deref().unwrap_or(""));
-                reasoning.push_str(d.reasoning.as_deref().unwrap_or(""));
-                if let Some(r) = d.refusal {
-                    refusal.get_or_insert_with(String::new).push_str(&r);
-                }
-                for t in d.tool_calls {
-                    let acc = tool_calls.entry(t.index).or_default();
-                    if let Some(id) = t.id {
-                        acc.id = id;
-                    }
-                    if let Some(name) = t.name {
-                        acc.name.push_str(&name);
-                    }
-                    acc.arguments.push_str(t.arguments.as_deref().unwrap_or(""));
-                }
-            }
-            Event::Finish { reason, native } => finish = (reason, native),
-            Event::Error {
-                status,
-                error_type,
-                message,
-            } => {
-                finish = ("error".into(), finish.1);
-                error = Some(
-                    json!({"code": status, "message": message, "metadata": {"error_type": error_type}}),
-                );
-            }
-            Event::Done(s) => summary = Some(s),
-        }
-    }
+    let c = Collected::from(&mut committed).await;
     let mut message = json!({
         "role": "assistant",
-        "content": if content.is_empty() && !tool_calls.is_empty() { Value::Null } else { content.into() },
-        "refusal": refusal,
-        "reasoning": if reasoning.is_empty() { Value::Null } else { reasoning.into() },
+        "content": if c.content.is_empty() && !c.tool_calls.is_empty() { Value::Null } else { c.content.clone().into() },
+        "refusal": c.refusal,
+        "reasoning": if c.reasoning.is_empty() { Value::Null } else { c.reasoning.clone().into() },
     });
-    if !tool_calls.is_empty() {
-        message["tool_calls"] = tool_calls
-            .into_iter()
-            .map(|(index, t)| {
-                json!({"index": index, "id": t.id, "type": "function",
-                       "function": {"name": t.name, "arguments": t.arguments}})
+    if !c.tool_calls.is_empty() {
+        message["tool_calls"] = c
+            .tool_calls
+            .iter()
+            .map(|(index, (id, name, arguments))| {
+                json!({"index": index, "id": id, "type": "function",
+                       "function": {"name": name, "arguments": arguments}})
             })
             .collect();
     }
     let mut choice = json!({
         "index": 0,
         "logprobs": null,
-        "finish_reason": none_if_empty(&finish.0),
-        "native_finish_reason": none_if_empty(&finish.1),
+        "finish_reason": none_if_empty(&c.finish),
+        "native_finish_reason": none_if_empty(&c.native_finish),
         "message": message,
     });
-    if let Some(error) = error {
-        choice["error"] = error;
+    if let Some((status, error_type, message)) = &c.error {
+        choice["error"] =
+            json!({"code": status, "message": message, "metadata": {"error_type": error_type}});
     }
     let body = json!({
         "id": committed.generation_id,
@@ -209,15 +234,9 @@ async fn json_completion(mut committed: Committed) -> Response {
         "created": committed.created,
         "choices": [choice],
         "system_fingerprint": null,
-        "usage": summary.as_ref().map(usage_json),
+        "usage": c.summary.as_ref().map(usage_json),
     });
-    let mut response = super::json_response(200, &body);
-    for (name, value) in completion_headers(&committed) {
-        if let Ok(value) = value.parse() {
-            response.headers_mut().insert(name, value);
-        }
-    }
-    response
+    with_completion_headers(super::json_response(200, &body), &committed)
 }
 
 pub fn none_if_empty(s: &str) -> Value {

@@ -95,6 +95,8 @@ fn generation_json(g: &Generation) -> Value {
         "native_tokens_reasoning": e.reasoning_tokens,
         "native_tokens_cached": e.cached_tokens,
         "native_tokens_completion_images": null,
+        // Switchyard: the provider reported no usage; counts are estimated.
+        "usage_estimated": e.usage_estimated,
         "num_media_prompt": null,
         "num_media_completion": null,
         "num_input_audio_prompt": null,

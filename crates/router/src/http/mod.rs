@@ -1,8 +1,11 @@
 //! The public HTTP API (OpenRouter-compatible) under `/api/v1`.
 
 pub mod chat;
+mod chat_stream;
+pub mod completions;
 pub mod endpoints;
 pub mod generation;
+pub mod messages;
 pub mod models;
 pub mod request;
 mod sse;
@@ -31,6 +34,8 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/chat/completions", post(chat::chat_completions))
+        .route("/api/v1/completions", post(completions::completions))
+        .route("/api/v1/messages", post(messages::messages))
         .route("/api/v1/models", get(models::list_models))
         .route(
             "/api/v1/models/{author}/{slug}/endpoints",

@@ -47,6 +47,17 @@ pub struct ChatBody {
     /// Deprecated alias of `provider.sort.partition` (fallback -> model,
     /// sort -> none).
     route: Option<String>,
+    /// Deprecated inverse of `reasoning.exclude`.
+    include_reasoning: Option<bool>,
+    metadata: Option<Value>,
+    // Forwarded to providers that understand them (OpenAI-style fields and
+    // provider-specific extras such as Mistral's `safe_prompt`).
+    verbosity: Option<Value>,
+    prediction: Option<Value>,
+    modalities: Option<Value>,
+    service_tier: Option<Value>,
+    safe_prompt: Option<Value>,
+    raw_mode: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,14 +130,28 @@ pub struct ParsedChat {
 }
 
 pub fn parse_chat(body: &[u8]) -> Result<ParsedChat, ApiError> {
-    let body: ChatBody = serde_json::from_slice(body).map_err(|e| {
-        ApiError::BadRequest(if e.is_syntax() || e.is_eof() {
-            format!("Malformed JSON body: {e}")
-        } else {
-            format!("Invalid request body: {e}")
-        })
-    })?;
+    let body: ChatBody = serde_json::from_slice(body).map_err(json_error)?;
     body.validate()
+}
+
+/// Like [`parse_chat`], for a body another API already rewrote into the
+/// chat shape.
+pub fn parse_chat_value(body: Value) -> Result<ParsedChat, ApiError> {
+    let body: ChatBody = serde_json::from_value(body).map_err(json_error)?;
+    body.validate()
+}
+
+/// A JSON body as a value, with the same error messages.
+pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(json_error)
+}
+
+fn json_error(e: serde_json::Error) -> ApiError {
+    ApiError::BadRequest(if e.is_syntax() || e.is_eof() {
+        format!("Malformed JSON body: {e}")
+    } else {
+        format!("Invalid request body: {e}")
+    })
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -180,7 +205,36 @@ impl ChatBody {
             }
             Some(StopIn::Many(v)) => v,
         };
-        let reasoning = merge_reasoning(self.reasoning, self.reasoning_effort)?;
+        let mut reasoning = merge_reasoning(self.reasoning, self.reasoning_effort)?;
+        if self.include_reasoning == Some(false) {
+            let r = reasoning.get_or_insert_with(|| serde_json::json!({}));
+            if let Some(obj) = r.as_object_mut() {
+                obj.entry("exclude").or_insert(Value::Bool(true));
+            }
+        }
+        if let Some(metadata) = &self.metadata {
+            validate_metadata(metadata)?;
+        }
+        if self
+            .session_id
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > 256)
+        {
+            return Err(bad("session_id must be at most 256 characters"));
+        }
+        let mut passthrough = serde_json::Map::new();
+        for (key, value) in [
+            ("verbosity", self.verbosity),
+            ("prediction", self.prediction),
+            ("modalities", self.modalities),
+            ("service_tier", self.service_tier),
+            ("safe_prompt", self.safe_prompt),
+            ("raw_mode", self.raw_mode),
+        ] {
+            if let Some(v) = value.filter(|v| !v.is_null()) {
+                passthrough.insert(key.to_owned(), v);
+            }
+        }
         let mut prefs = prefs::parse(self.provider.as_ref())?;
         if let (Some(route), Some(sort)) = (self.route.as_deref(), prefs.sort.as_mut()) {
             sort.partition = if route == "sort" {
@@ -228,10 +282,32 @@ impl ChatBody {
                 user: self.user,
                 reasoning_json: reasoning.map(|v| v.to_string()),
                 logit_bias_json: self.logit_bias.map(|v| v.to_string()),
-                passthrough_json: None,
+                passthrough_json: (!passthrough.is_empty())
+                    .then(|| Value::Object(passthrough).to_string()),
             },
         })
     }
+}
+
+/// `metadata`: at most 16 string pairs, keys ≤ 64 and values ≤ 512 chars.
+fn validate_metadata(metadata: &Value) -> Result<(), ApiError> {
+    let map = metadata
+        .as_object()
+        .ok_or_else(|| bad("metadata must be an object of strings"))?;
+    if map.len() > 16 {
+        return Err(bad("metadata accepts at most 16 pairs"));
+    }
+    for (k, v) in map {
+        let v = v
+            .as_str()
+            .ok_or_else(|| bad(format!("metadata.{k} must be a string")))?;
+        if k.chars().count() > 64 || v.chars().count() > 512 {
+            return Err(bad(
+                "metadata keys are at most 64 and values at most 512 characters",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Folds `reasoning_effort` into `reasoning.effort`; both given and
@@ -449,6 +525,18 @@ mod tests {
                 "temperature",
             ),
             (r#"{"model":"a/b","messages":"hi"}"#, "Invalid request body"),
+            (
+                r#"{"model":"a/b","messages":[{"role":"user","content":"x"}],"metadata":{"a":1}}"#,
+                "metadata.a",
+            ),
+            (
+                r#"{"model":"a/b","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"bad name!"}}]}"#,
+                "tool name",
+            ),
+            (
+                r#"{"model":"a/b","messages":[{"role":"user","content":"x"}],"stop":["a","b","c","d","e"]}"#,
+                "at most 4",
+            ),
             (
                 r#"{"model":"a/b","messages":[{"role":"tool","content":"x"}]}"#,
                 "tool_call_id",

@@ -1,8 +1,10 @@
-//! Server-sent events in OpenRouter's shapes. The response waits briefly for
+//! Server-sent events, shared by every streaming API (chat completions,
+//! legacy completions, Anthropic messages). The response waits briefly for
 //! the engine to commit, so a request that fails everywhere still gets a real
 //! error status; if committing takes longer than the keep-alive interval, the
-//! 200 goes out with `: OPENROUTER PROCESSING` comments while attempts go on.
-//! Chunks are rendered from a pre-built prefix; nothing is re-parsed.
+//! 200 goes out with `: OPENROUTER PROCESSING` comments while attempts go on,
+//! and comments keep an idle stream alive. Each API supplies a
+//! [`StreamFormat`] that turns engine events into its own events.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,21 +13,34 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::AppState;
-use super::chat::{completion_headers, none_if_empty, usage_json};
+use super::chat::completion_headers;
 use crate::engine::{Committed, Event, Job};
 use crate::error::ApiError;
 
 const KEEPALIVE: &[u8] = b": OPENROUTER PROCESSING\n\n";
-const DONE: &[u8] = b"data: [DONE]\n\n";
 
 type Started = Result<Committed, ApiError>;
 
-pub async fn respond(state: &Arc<AppState>, job: Job) -> Result<Response, ApiError> {
+/// One API's streaming wire format.
+pub trait StreamFormat: Sized + Send + 'static {
+    /// Called once the stream is committed to an endpoint; may return the
+    /// stream's opening event (e.g. Anthropic's `message_start`).
+    fn start(committed: &Committed) -> (Self, Option<Bytes>);
+    /// Bytes for one engine event, if it shows on the wire.
+    fn render(&mut self, event: Event) -> Option<Bytes>;
+    /// The in-band error for a failure after the 200 went out but before
+    /// any endpoint committed.
+    fn error_before_commit(generation_id: &str, err: ApiError) -> Bytes;
+}
+
+pub async fn respond<F: StreamFormat>(
+    state: &Arc<AppState>,
+    job: Job,
+) -> Result<Response, ApiError> {
     let generation_id = job.generation_id.clone();
     let engine = state.engine.clone();
     let (tx, mut rx) = oneshot::channel::<Started>();
@@ -38,17 +53,18 @@ pub async fn respond(state: &Arc<AppState>, job: Job) -> Result<Response, ApiErr
     let keepalive = state.keepalive;
     let (phase, headers) = match tokio::time::timeout(keepalive, &mut rx).await {
         Ok(Ok(Err(err))) => return Err(err),
-        Ok(Ok(Ok(committed))) => {
-            let headers = completion_headers(&committed);
-            (Phase::Streaming(Renderer::new(committed)), headers)
-        }
+        Ok(Ok(Ok(committed))) => (Phase::Committed(committed), None),
         Ok(Err(_)) => return Err(ApiError::Internal(anyhow::anyhow!("engine task vanished"))),
         Err(_) => (
             Phase::Waiting(rx),
-            vec![("x-generation-id", generation_id.clone())],
+            Some(vec![("x-generation-id", generation_id.clone())]),
         ),
     };
-    let state = SseState {
+    let headers = headers.unwrap_or_else(|| match &phase {
+        Phase::Committed(c) => completion_headers(c),
+        _ => Vec::new(),
+    });
+    let state = SseState::<F> {
         phase,
         keepalive,
         generation_id,
@@ -76,182 +92,68 @@ pub async fn respond(state: &Arc<AppState>, job: Job) -> Result<Response, ApiErr
     Ok(response)
 }
 
-enum Phase {
+enum Phase<F> {
     Waiting(oneshot::Receiver<Started>),
-    Streaming(Renderer),
+    Committed(Committed),
+    Streaming(Committed, F),
     Finished,
 }
 
-struct SseState {
-    phase: Phase,
+struct SseState<F> {
+    phase: Phase<F>,
     keepalive: Duration,
     generation_id: String,
     opened: bool,
 }
 
-impl SseState {
+impl<F: StreamFormat> SseState<F> {
     async fn next(&mut self) -> Option<Bytes> {
         if !self.opened {
             self.opened = true;
             return Some(Bytes::from_static(KEEPALIVE));
         }
         loop {
-            match &mut self.phase {
+            match std::mem::replace(&mut self.phase, Phase::Finished) {
                 Phase::Finished => return None,
-                Phase::Waiting(rx) => match tokio::time::timeout(self.keepalive, rx).await {
-                    Err(_) => return Some(Bytes::from_static(KEEPALIVE)),
-                    Ok(Ok(Ok(committed))) => {
-                        self.phase = Phase::Streaming(Renderer::new(committed))
+                Phase::Waiting(mut rx) => match tokio::time::timeout(self.keepalive, &mut rx).await
+                {
+                    Err(_) => {
+                        self.phase = Phase::Waiting(rx);
+                        return Some(Bytes::from_static(KEEPALIVE));
                     }
+                    Ok(Ok(Ok(committed))) => self.phase = Phase::Committed(committed),
                     Ok(Ok(Err(err))) => {
-                        self.phase = Phase::Finished;
-                        return Some(error_before_commit(&self.generation_id, err));
+                        return Some(F::error_before_commit(&self.generation_id, err));
                     }
                     Ok(Err(_)) => {
-                        self.phase = Phase::Finished;
-                        return Some(error_before_commit(
-                            &self.generation_id,
-                            ApiError::Internal(anyhow::anyhow!("engine task vanished")),
-                        ));
+                        let err = ApiError::Internal(anyhow::anyhow!("engine task vanished"));
+                        return Some(F::error_before_commit(&self.generation_id, err));
                     }
                 },
-                Phase::Streaming(renderer) => {
-                    let event = match tokio::time::timeout(
-                        self.keepalive,
-                        renderer.committed.events.recv(),
-                    )
-                    .await
-                    {
-                        Err(_) => return Some(Bytes::from_static(KEEPALIVE)),
-                        Ok(event) => event,
-                    };
-                    match event {
-                        Some(event) => {
-                            if let Some(bytes) = renderer.render(event) {
-                                return Some(bytes);
-                            }
+                Phase::Committed(committed) => {
+                    let (format, opening) = F::start(&committed);
+                    self.phase = Phase::Streaming(committed, format);
+                    if let Some(bytes) = opening {
+                        return Some(bytes);
+                    }
+                }
+                Phase::Streaming(mut committed, mut format) => {
+                    match tokio::time::timeout(self.keepalive, committed.events.recv()).await {
+                        Err(_) => {
+                            self.phase = Phase::Streaming(committed, format);
+                            return Some(Bytes::from_static(KEEPALIVE));
                         }
-                        None => {
-                            self.phase = Phase::Finished;
-                            return None;
+                        Ok(None) => return None,
+                        Ok(Some(event)) => {
+                            let bytes = format.render(event);
+                            self.phase = Phase::Streaming(committed, format);
+                            if bytes.is_some() {
+                                return bytes;
+                            }
                         }
                     }
                 }
             }
         }
     }
-}
-
-/// Renders engine events as `chat.completion.chunk` events.
-struct Renderer {
-    committed: Committed,
-    /// `{"id":..,"object":..,"created":..,"model":..,"provider":..,`
-    prefix: String,
-    errored: bool,
-}
-
-impl Renderer {
-    fn new(committed: Committed) -> Renderer {
-        let head = json!({
-            "id": committed.generation_id,
-            "object": "chat.completion.chunk",
-            "created": committed.created,
-            "model": committed.model,
-            "provider": committed.provider_name,
-        })
-        .to_string();
-        let prefix = format!("{},", &head[..head.len() - 1]);
-        Renderer {
-            committed,
-            prefix,
-            errored: false,
-        }
-    }
-
-    fn chunk(&self, rest: Value) -> Bytes {
-        // `rest` is an object; splice its members after the shared prefix.
-        let rest = rest.to_string();
-        let mut out = String::with_capacity(self.prefix.len() + rest.len() + 10);
-        out.push_str("data: ");
-        out.push_str(&self.prefix);
-        out.push_str(&rest[1..]);
-        out.push_str("\n\n");
-        Bytes::from(out)
-    }
-
-    fn render(&mut self, event: Event) -> Option<Bytes> {
-        match event {
-            Event::Delta(d) => {
-                let mut delta =
-                    json!({ "role": "assistant", "content": d.content.unwrap_or_default() });
-                if let Some(r) = d.reasoning {
-                    delta["reasoning"] = r.into();
-                }
-                if let Some(r) = d.refusal {
-                    delta["refusal"] = r.into();
-                }
-                if !d.tool_calls.is_empty() {
-                    delta["tool_calls"] = d
-                        .tool_calls
-                        .into_iter()
-                        .map(|t| {
-                            let mut call = json!({ "index": t.index, "function": {} });
-                            if let Some(id) = t.id {
-                                call["id"] = id.into();
-                                call["type"] = "function".into();
-                            }
-                            if let Some(name) = t.name {
-                                call["function"]["name"] = name.into();
-                            }
-                            call["function"]["arguments"] = t.arguments.unwrap_or_default().into();
-                            call
-                        })
-                        .collect();
-                }
-                Some(self.chunk(json!({ "choices": [{
-                    "index": 0, "delta": delta, "finish_reason": null,
-                    "native_finish_reason": null, "logprobs": null,
-                }]})))
-            }
-            Event::Finish { reason, native } => Some(self.chunk(json!({ "choices": [{
-                "index": 0, "delta": { "role": "assistant", "content": "" },
-                "finish_reason": none_if_empty(&reason),
-                "native_finish_reason": none_if_empty(&native), "logprobs": null,
-            }]}))),
-            Event::Error {
-                status,
-                error_type,
-                message,
-            } => {
-                self.errored = true;
-                Some(self.chunk(json!({
-                    "error": { "code": status, "message": message, "metadata": { "error_type": error_type } },
-                    "choices": [{ "index": 0, "delta": { "content": "" },
-                                  "finish_reason": "error", "native_finish_reason": null }],
-                })))
-            }
-            // After an in-band error the stream just ends: no usage, no [DONE].
-            Event::Done(_) if self.errored => None,
-            Event::Done(summary) => {
-                let mut bytes = self
-                    .chunk(json!({ "choices": [], "usage": usage_json(&summary) }))
-                    .to_vec();
-                bytes.extend_from_slice(DONE);
-                Some(Bytes::from(bytes))
-            }
-        }
-    }
-}
-
-/// The error, once the 200 was already sent: an in-band error chunk.
-fn error_before_commit(generation_id: &str, err: ApiError) -> Bytes {
-    let envelope = err.envelope();
-    let body = json!({
-        "id": generation_id,
-        "object": "chat.completion.chunk",
-        "created": crate::ids::unix_now(),
-        "error": envelope["error"],
-        "choices": [{ "index": 0, "delta": { "content": "" }, "finish_reason": "error", "native_finish_reason": null }],
-    });
-    Bytes::from(format!("data: {body}\n\n"))
 }

@@ -5,10 +5,12 @@
 pub mod budget;
 pub mod health;
 pub mod needs;
+pub mod params;
 pub mod perf;
 pub mod prefs;
 pub mod select;
 pub mod sticky;
+pub mod tokens;
 
 #[cfg(test)]
 mod tests;

@@ -62,6 +62,8 @@ pub struct Context<'a> {
     pub perf: &'a PerfSnapshot,
     /// The endpoint this conversation stuck to, if any.
     pub sticky: Option<&'a str>,
+    /// The request itself, for exact token counts near a context limit.
+    pub request: Option<&'a switchyard_proto::common::v1::ChatRequest>,
     pub now: Instant,
 }
 
@@ -128,6 +130,7 @@ fn plan_model(requested: &str, cx: &Context<'_>) -> Group {
                 Vec::new(),
             )));
         }
+        let prompt_tokens = prompt_tokens_for(entry, cx);
         let mut excluded: Vec<&'static str> = Vec::new();
         let mut kept: Vec<Arc<EndpointRoute>> = Vec::new();
         let takes_images = entry
@@ -139,7 +142,7 @@ fn plan_model(requested: &str, cx: &Context<'_>) -> Group {
             excluded.push("modality");
         } else {
             for e in &entry.endpoints {
-                match filter(e, variant, cx) {
+                match filter(e, variant, cx, prompt_tokens) {
                     Some(reason) if !excluded.contains(&reason) => excluded.push(reason),
                     Some(_) => {}
                     None => kept.push(e.clone()),
@@ -148,7 +151,7 @@ fn plan_model(requested: &str, cx: &Context<'_>) -> Group {
         }
         soft_capability_preference(&mut kept, cx);
         if kept.is_empty() {
-            return Err(availability_error(requested, excluded, cx));
+            return Err(availability_error(requested, excluded, cx, prompt_tokens));
         }
         // Health: 429 cooldowns are always respected; open breakers drop out
         // unless most endpoints are out (then health is ignored: panic).
@@ -170,7 +173,7 @@ fn plan_model(requested: &str, cx: &Context<'_>) -> Group {
             entry
                 .endpoints
                 .iter()
-                .filter(|e| filter(e, variant, cx).is_none())
+                .filter(|e| filter(e, variant, cx, prompt_tokens).is_none())
                 .filter(|e| {
                     !matches!(
                         cx.health.unavailable(&e.id, cx.now),
@@ -187,7 +190,7 @@ fn plan_model(requested: &str, cx: &Context<'_>) -> Group {
                 Some(until) => ApiError::RateLimitedUpstream {
                     retry_after_secs: until.saturating_duration_since(cx.now).as_secs().max(1),
                 },
-                None => availability_error(requested, vec!["unhealthy"], cx),
+                None => availability_error(requested, vec!["unhealthy"], cx, prompt_tokens),
             });
         }
         rank(&mut ordered, variant, cx);
@@ -208,10 +211,15 @@ fn plan_model(requested: &str, cx: &Context<'_>) -> Group {
     }
 }
 
-fn availability_error(requested: &str, excluded: Vec<&'static str>, cx: &Context<'_>) -> ApiError {
+fn availability_error(
+    requested: &str,
+    excluded: Vec<&'static str>,
+    cx: &Context<'_>,
+    prompt_tokens: u64,
+) -> ApiError {
     if excluded == ["context_length"] {
         return ApiError::ContextTooLong {
-            requested: cx.needs.prompt_tokens + cx.needs.max_tokens.unwrap_or(0) as u64,
+            requested: prompt_tokens + cx.needs.max_tokens.unwrap_or(0) as u64,
         };
     }
     ApiError::NoEndpoints(Availability::new(
@@ -241,8 +249,32 @@ fn over(price: Price, cap: Option<Price>) -> bool {
     cap.is_some_and(|cap| price > cap)
 }
 
+/// Prompt tokens for this model: the estimate, or an exact count with the
+/// model's tokenizer when the estimate is too close to a context limit.
+fn prompt_tokens_for(entry: &ModelEntry, cx: &Context<'_>) -> u64 {
+    let estimate = cx.needs.prompt_tokens;
+    let wanted = estimate + cx.needs.max_tokens.unwrap_or(0) as u64;
+    let near_a_limit = entry
+        .endpoints
+        .iter()
+        .any(|e| super::tokens::ambiguous(wanted, e.context_length as u64));
+    match (
+        near_a_limit,
+        super::tokens::tokenizer(&entry.model),
+        cx.request,
+    ) {
+        (true, Some(bpe), Some(request)) => super::tokens::count(bpe, request),
+        _ => estimate,
+    }
+}
+
 /// The hard filters; `Some(reason)` excludes the endpoint.
-fn filter(e: &EndpointRoute, variant: Variant, cx: &Context<'_>) -> Option<&'static str> {
+fn filter(
+    e: &EndpointRoute,
+    variant: Variant,
+    cx: &Context<'_>,
+    prompt_tokens: u64,
+) -> Option<&'static str> {
     let p = cx.prefs;
     let needs = cx.needs;
     if variant == Variant::Free && !(e.rates.prompt.is_zero() && e.rates.completion.is_zero()) {
@@ -288,7 +320,7 @@ fn filter(e: &EndpointRoute, variant: Variant, cx: &Context<'_>) -> Option<&'sta
     {
         return Some("max_price");
     }
-    let wanted = needs.prompt_tokens + needs.max_tokens.unwrap_or(0) as u64;
+    let wanted = prompt_tokens + needs.max_tokens.unwrap_or(0) as u64;
     if wanted > e.context_length as u64 {
         return Some("context_length");
     }

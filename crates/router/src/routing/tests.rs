@@ -53,6 +53,11 @@ fn table(models: &[(&str, Vec<Ep>)]) -> RoutingTable {
             context_length: 8000,
             architecture: Some(pb::Architecture {
                 input_modalities: vec!["text".into()],
+                tokenizer: if model.starts_with("openai/") {
+                    "GPT".into()
+                } else {
+                    "Other".into()
+                },
                 ..Default::default()
             }),
             ..Default::default()
@@ -137,6 +142,7 @@ impl<'a> Run<'a> {
             health: &self.health,
             perf: &self.perf,
             sticky: self.sticky,
+            request: Some(&self.request),
             now: Instant::now(),
         };
         plan(
@@ -551,4 +557,27 @@ fn at_most_three_endpoints_per_model() {
     )]);
     assert_eq!(Run::new(&t).tags("m/x").len(), 3);
     assert!(Arc::strong_count(&t.models["m/x"]) >= 1);
+}
+
+#[test]
+fn near_a_limit_gpt_prompts_are_counted_with_the_real_tokenizer() {
+    // "a a a ..." is one token per word but only two bytes: the estimate
+    // (bytes / 4) says half. 8,500 words fit by estimate, not in truth.
+    let mut gpt = ep("cheap", "Cheap", "0.000001");
+    gpt.context = 8000;
+    let mut other = ep("cheap", "Cheap", "0.000001");
+    other.context = 8000;
+    let t = table(&[("openai/gpt-4", vec![gpt]), ("meta/llama", vec![other])]);
+    let mut run = Run::new(&t);
+    run.request = request(&"a ".repeat(8_500));
+    assert!(
+        matches!(run.error("openai/gpt-4"), ApiError::ContextTooLong { requested } if requested > 8_000)
+    );
+    assert_eq!(
+        run.tags("meta/llama"),
+        ["cheap"],
+        "no tokenizer: the estimate decides"
+    );
+    run.request = request(&"a ".repeat(7_000));
+    assert_eq!(run.tags("openai/gpt-4"), ["cheap"]);
 }

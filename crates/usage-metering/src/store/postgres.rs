@@ -94,11 +94,11 @@ INSERT INTO metering.generations (
     finish_reason, native_finish_reason, http_referer, app_title, user_agent, app_id, api_type,
     session_id, external_user, price_prompt, price_completion, price_request, price_image,
     price_input_cache_read, price_input_cache_write, price_internal_reasoning, attempts,
-    prompt_cost_nanos, completion_cost_nanos, total_cost_nanos
+    prompt_cost_nanos, completion_cost_nanos, total_cost_nanos, usage_estimated
 ) VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
     $21, $22, $23, $24, $25, $26, $27, $28, $29::numeric, $30::numeric, $31::numeric,
-    $32::numeric, $33::numeric, $34::numeric, $35::numeric, $36::jsonb, $37, $38, $39
+    $32::numeric, $33::numeric, $34::numeric, $35::numeric, $36::jsonb, $37, $38, $39, $40
 ) ON CONFLICT (id) DO NOTHING";
 
 const SELECT_GENERATION: &str = "
@@ -111,7 +111,7 @@ SELECT id, account_id, key_hash, model, endpoint_id, provider_slug, provider_nam
     price_image::text AS price_image, price_input_cache_read::text AS price_input_cache_read,
     price_input_cache_write::text AS price_input_cache_write,
     price_internal_reasoning::text AS price_internal_reasoning, attempts::text AS attempts,
-    prompt_cost_nanos, completion_cost_nanos, total_cost_nanos
+    prompt_cost_nanos, completion_cost_nanos, total_cost_nanos, usage_estimated
 FROM metering.generations WHERE id = $1 AND account_id = $2";
 
 /// Counters are validated to fit BIGINT when events are parsed.
@@ -170,6 +170,7 @@ async fn insert_generation(
         .bind(record.cost.prompt)
         .bind(record.cost.completion)
         .bind(record.cost.total)
+        .bind(e.usage_estimated)
         .execute(conn)
         .await?;
     Ok(result.rows_affected() == 1)
@@ -191,6 +192,7 @@ struct GenerationRow {
     reasoning_tokens: i64,
     cached_tokens: i64,
     cache_write_tokens: i64,
+    usage_estimated: bool,
     latency_ms: i64,
     ttft_ms: Option<i64>,
     generation_time_ms: i64,
@@ -261,6 +263,7 @@ impl TryFrom<GenerationRow> for Generation {
             reasoning_tokens: stored_count(r.reasoning_tokens)?,
             cached_tokens: stored_count(r.cached_tokens)?,
             cache_write_tokens: stored_count(r.cache_write_tokens)?,
+            usage_estimated: r.usage_estimated,
             latency_ms: stored_count(r.latency_ms)?,
             ttft_ms: r.ttft_ms.map(stored_count).transpose()?,
             generation_time_ms: stored_count(r.generation_time_ms)?,

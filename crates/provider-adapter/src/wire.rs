@@ -1,0 +1,142 @@
+//! The three wire formats behind one face: where to send, how to
+//! authenticate, how to write the body, how to read answers and error
+//! bodies. Everything else — sending, deadlines, SSE framing, event
+//! emission — is shared and lives in `upstream`, `sse` and `emit`.
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::Value;
+use switchyard_proto::common::v1::ChatRequest;
+use switchyard_proto::provider::v1::WireFormat;
+
+use crate::emit::Piece;
+use crate::errors::{AdapterError, ErrorBody, UpstreamFailure};
+use crate::sse::SseEvent;
+use crate::translate::invalid;
+use crate::{anthropic, gemini, openai};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl TryFrom<i32> for Wire {
+    type Error = AdapterError;
+
+    fn try_from(value: i32) -> Result<Wire, AdapterError> {
+        match WireFormat::try_from(value) {
+            Ok(WireFormat::OpenaiChat) => Ok(Wire::OpenAi),
+            Ok(WireFormat::AnthropicMessages) => Ok(Wire::Anthropic),
+            Ok(WireFormat::Gemini) => Ok(Wire::Gemini),
+            Ok(WireFormat::Unspecified) | Err(_) => Err(invalid("unknown wire_format")),
+        }
+    }
+}
+
+impl Wire {
+    /// The endpoint for `model` under `base` (no trailing slash).
+    pub fn url(self, base: &str, model: &str, stream: bool) -> Result<reqwest::Url, AdapterError> {
+        let parse = |url: &str| {
+            reqwest::Url::parse(url).map_err(|_| invalid("target.base_url is not a valid URL"))
+        };
+        let url = match self {
+            Wire::OpenAi => parse(&format!("{base}/chat/completions"))?,
+            Wire::Anthropic => parse(&format!("{base}/messages"))?,
+            Wire::Gemini => gemini::url(parse(base)?, model, stream)?,
+        };
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid("target.base_url must be http or https"));
+        }
+        Ok(url)
+    }
+
+    pub fn body(
+        self,
+        request: &ChatRequest,
+        model: &str,
+        stream: bool,
+    ) -> Result<Value, AdapterError> {
+        match self {
+            Wire::OpenAi => openai::request::build_body(request, model, stream),
+            Wire::Anthropic => anthropic::request::build_body(request, model, stream),
+            Wire::Gemini => gemini::request::build_body(request),
+        }
+    }
+
+    /// Headers every call in this format carries; per-request headers may
+    /// still override them.
+    pub fn fixed_headers(self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if self == Wire::Anthropic {
+            headers.insert(
+                "anthropic-version",
+                HeaderValue::from_static(anthropic::API_VERSION),
+            );
+        }
+        headers
+    }
+
+    /// Adds the credential the way the provider expects it — in a header,
+    /// never in the URL, so it cannot leak through a logged address.
+    pub fn authorize(
+        self,
+        request: reqwest::RequestBuilder,
+        secret: &str,
+    ) -> reqwest::RequestBuilder {
+        match self {
+            Wire::OpenAi => request.bearer_auth(secret),
+            Wire::Anthropic => request.header("x-api-key", sensitive(secret)),
+            Wire::Gemini => request.header("x-goog-api-key", sensitive(secret)),
+        }
+    }
+
+    pub fn http_error(self, status: u16, body: &[u8]) -> ErrorBody {
+        match self {
+            Wire::OpenAi => openai::error::http_error(status, body),
+            Wire::Anthropic => anthropic::error::http_error(status, body),
+            Wire::Gemini => gemini::error::http_error(status, body),
+        }
+    }
+
+    pub fn decoder(self, status: u16) -> Decoder {
+        match self {
+            Wire::OpenAi => Decoder::OpenAi(openai::response::Decoder::new(status)),
+            Wire::Anthropic => Decoder::Anthropic(anthropic::response::Decoder::new(status)),
+            Wire::Gemini => Decoder::Gemini(gemini::response::Decoder::new(status)),
+        }
+    }
+}
+
+fn sensitive(secret: &str) -> HeaderValue {
+    let mut value = HeaderValue::from_str(secret).unwrap_or_else(|_| HeaderValue::from_static(""));
+    value.set_sensitive(true);
+    value
+}
+
+/// One answer being read, in its format.
+pub enum Decoder {
+    OpenAi(openai::response::Decoder),
+    Anthropic(anthropic::response::Decoder),
+    Gemini(gemini::response::Decoder),
+}
+
+impl Decoder {
+    /// One server-sent event of a stream.
+    pub fn event(&mut self, event: &SseEvent, out: &mut Vec<Piece>) -> Result<(), UpstreamFailure> {
+        match self {
+            Decoder::OpenAi(decoder) => decoder.event(event, out),
+            Decoder::Anthropic(decoder) => decoder.event(event, out),
+            Decoder::Gemini(decoder) => decoder.event(event, out),
+        }
+    }
+
+    /// A whole non-streaming body.
+    pub fn whole(&mut self, body: &[u8], out: &mut Vec<Piece>) -> Result<(), UpstreamFailure> {
+        match self {
+            Decoder::OpenAi(decoder) => decoder.whole(body, out),
+            Decoder::Anthropic(decoder) => decoder.whole(body, out),
+            Decoder::Gemini(decoder) => decoder.whole(body, out),
+        }
+    }
+}
