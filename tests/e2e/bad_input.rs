@@ -105,3 +105,48 @@ async fn unknown_routes_and_generation_errors_use_the_envelope() {
     assert_eq!(response.status(), 404);
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn a_50_mb_body_is_refused_with_413_and_nothing_else_happens() {
+    let stack = Stack::start_with(Options {
+        max_body_bytes: 32 * 1024 * 1024,
+        ..Default::default()
+    })
+    .await;
+    let huge = serde_json::to_vec(&json!({
+        "model": "openai/gpt-4",
+        "messages": [{"role": "user", "content": "x".repeat(50 * 1024 * 1024)}],
+    }))
+    .unwrap();
+    for declared in [true, false] {
+        let mut request = client()
+            .post(stack.url("/api/v1/chat/completions"))
+            .bearer_auth(&stack.key)
+            .header("content-type", "application/json");
+        request = if declared {
+            request.body(huge.clone())
+        } else {
+            // Chunked: no Content-Length to reject early.
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                huge.chunks(1 << 20).map(|c| Ok(c.to_vec())).collect();
+            request.body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                chunks,
+            )))
+        };
+        let response = request
+            .send()
+            .await
+            .expect("the router answers instead of dropping the connection");
+        assert_eq!(response.status(), 413, "declared length: {declared}");
+        assert_envelope(&response.json().await.unwrap(), 413, "payload_too_large");
+    }
+    // Still serving.
+    assert_eq!(post_chat(&stack, &chat_body(false)).await.status(), 200);
+    let db_url = stack.database_url.clone();
+    stack.stop().await;
+    assert_eq!(
+        count_generations(&db_url).await,
+        1,
+        "only the normal request was recorded"
+    );
+}

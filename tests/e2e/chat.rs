@@ -313,7 +313,12 @@ async fn models_endpoint_lists_the_catalog_in_openrouter_schema() {
         .json()
         .await
         .unwrap();
-    let model = &body["data"][0];
+    let model = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "openai/gpt-4")
+        .unwrap();
     assert_eq!(model["id"], "openai/gpt-4");
     assert_eq!(model["context_length"], 8191);
     assert_eq!(model["created"], 1685232000);
@@ -324,12 +329,14 @@ async fn models_endpoint_lists_the_catalog_in_openrouter_schema() {
         model["links"]["details"],
         "/api/v1/models/openai/gpt-4/endpoints"
     );
-    assert_eq!(body["total_count"], 1);
+    assert_eq!(body["total_count"], 3);
 
     for (query, expected) in [
         ("?q=GPT", 1),
-        ("?q=claude", 0),
-        ("?supported_parameters=tools,tool_choice", 1),
+        ("?q=claude", 1),
+        ("?q=mistral", 0),
+        ("?supported_parameters=tools,tool_choice", 3),
+        ("?supported_parameters=reasoning", 2),
         ("?supported_parameters=tools,logprobs", 0),
     ] {
         let body: Value = client()
@@ -427,6 +434,82 @@ async fn a_client_that_disconnects_cancels_upstream_and_is_billed_for_what_was_g
             "upstream never cancelled"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn all_three_wire_formats_work_through_the_whole_stack() {
+    let stack = Stack::start().await;
+    for (model, provider, format) in [
+        ("openai/gpt-4", "SimCheap", "unknown"),
+        (
+            "anthropic/claude-test",
+            "SimAnthropic",
+            "anthropic-claude-v1",
+        ),
+        ("google/gemini-test", "SimGemini", "google-gemini-v1"),
+    ] {
+        let mut body = serde_json::json!({
+            "model": model,
+            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Explain rail yards."}],
+            "max_tokens": 4096,
+        });
+        if format != "unknown" {
+            body["reasoning"] = serde_json::json!({"max_tokens": 2048});
+        }
+        let response = post_chat(&stack, &body).await;
+        assert_eq!(response.status(), 200, "{model}");
+        let v: Value = response.json().await.unwrap();
+        assert_eq!(v["provider"], provider);
+        let message = &v["choices"][0]["message"];
+        assert!(
+            !message["content"].as_str().unwrap().is_empty(),
+            "{model}: {v}"
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], "stop", "{model}");
+        assert!(v["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+        assert!(v["usage"]["cost"].as_f64().unwrap() > 0.0);
+        if format != "unknown" {
+            assert!(
+                message["reasoning"].as_str().is_some_and(|r| !r.is_empty()),
+                "{model}: reasoning"
+            );
+            assert_eq!(message["reasoning_details"][0]["format"], format);
+            assert_eq!(message["reasoning_details"][0]["type"], "reasoning.text");
+        }
+
+        body["stream"] = serde_json::json!(true);
+        let text = post_chat(&stack, &body).await.text().await.unwrap();
+        let (data, _) = sse_events(&text);
+        assert_eq!(data.last().unwrap(), "[DONE]", "{model}");
+        let content: String = data[..data.len() - 1]
+            .iter()
+            .map(|d| serde_json::from_str::<Value>(d).unwrap())
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
+        assert_eq!(
+            content,
+            message["content"].as_str().unwrap(),
+            "{model}: same text streamed"
+        );
+
+        // Tools, forced: one call with JSON arguments in every format.
+        let tools = serde_json::json!([{"type": "function", "function": {"name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+        let body = serde_json::json!({"model": model, "messages": [{"role": "user", "content": "Weather?"}],
+            "tools": tools, "tool_choice": "required", "max_tokens": 256});
+        let v: Value = post_chat(&stack, &body).await.json().await.unwrap();
+        let call = &v["choices"][0]["message"]["tool_calls"][0];
+        assert_eq!(call["function"]["name"], "get_weather", "{model}: {v}");
+        assert!(
+            serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).is_ok()
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{model}");
     }
     stack.stop().await;
 }

@@ -367,7 +367,10 @@ async fn endpoints_api_reports_what_the_simulator_was_told() {
         .iter()
         .map(|p| p["slug"].as_str().unwrap())
         .collect();
-    assert_eq!(slugs, ["sim-cheap", "sim-pricey"]);
+    assert_eq!(
+        slugs,
+        ["sim-anthropic", "sim-cheap", "sim-gemini", "sim-pricey"]
+    );
     stack.stop().await;
 }
 

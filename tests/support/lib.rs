@@ -32,6 +32,7 @@ pub struct Stack {
     pub metering: switchyard_usage_metering::Metering,
     metering_config: switchyard_usage_metering::Config,
     metering_task: Option<(Shutdown, JoinHandle<anyhow::Result<()>>)>,
+    router_task: Option<(Shutdown, JoinHandle<anyhow::Result<()>>)>,
     shutdown: Shutdown,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
@@ -72,6 +73,48 @@ name = "SimPricey"
 wire_format = "openai"
 base_url = "{sim_url}/v1"
 credential_ref = ""
+
+[[providers]]
+slug = "sim-anthropic"
+name = "SimAnthropic"
+wire_format = "anthropic"
+base_url = "{sim_url}/v1"
+credential_ref = ""
+
+[[providers]]
+slug = "sim-gemini"
+name = "SimGemini"
+wire_format = "gemini"
+base_url = "{sim_url}/v1beta"
+credential_ref = ""
+
+[[models]]
+id = "anthropic/claude-test"
+name = "Anthropic: Claude (test)"
+created = 1700000000
+context_length = 200000
+architecture = {{ modality = "text->text", input_modalities = ["text"], output_modalities = ["text"], tokenizer = "Claude" }}
+supported_parameters = ["max_tokens", "temperature", "tools", "tool_choice", "reasoning"]
+
+[[endpoints]]
+model = "anthropic/claude-test"
+provider = "sim-anthropic"
+upstream_model = "claude-sim"
+pricing = {{ prompt = "0.000003", completion = "0.000015" }}
+
+[[models]]
+id = "google/gemini-test"
+name = "Google: Gemini (test)"
+created = 1700000001
+context_length = 1000000
+architecture = {{ modality = "text->text", input_modalities = ["text"], output_modalities = ["text"], tokenizer = "Gemini" }}
+supported_parameters = ["max_tokens", "temperature", "tools", "tool_choice", "reasoning"]
+
+[[endpoints]]
+model = "google/gemini-test"
+provider = "sim-gemini"
+upstream_model = "gemini-sim"
+pricing = {{ prompt = "0.0000001", completion = "0.0000004" }}
 
 [[models]]
 id = "openai/gpt-4"
@@ -198,7 +241,11 @@ impl Stack {
             .expect("router");
         router.ready().await.expect("catalog snapshot");
         let (http, router_grpc) = (router.http_addr(), router.grpc_addr());
-        tasks.push(tokio::spawn(router.run(shutdown.clone())));
+        let router_shutdown = shutdown.child();
+        let router_task = Some((
+            router_shutdown.clone(),
+            tokio::spawn(router.run(router_shutdown)),
+        ));
 
         Stack {
             http,
@@ -211,6 +258,7 @@ impl Stack {
             metering: metering_handle,
             metering_config,
             metering_task,
+            router_task,
             shutdown,
             tasks,
         }
@@ -239,8 +287,13 @@ impl Stack {
         self.metering_task = Some((shutdown.clone(), tokio::spawn(app.run(shutdown))));
     }
 
-    /// Stops every service (the router flushes usage and stats on the way).
+    /// Stops every service, the router first (as a deployment drains its
+    /// edge before its dependencies), so its last usage reaches metering.
     pub async fn stop(mut self) {
+        if let Some((shutdown, task)) = self.router_task.take() {
+            shutdown.trigger();
+            task.await.expect("router panicked").expect("router failed");
+        }
         self.shutdown.trigger();
         if let Some((_, task)) = self.metering_task.take() {
             task.await

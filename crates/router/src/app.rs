@@ -187,6 +187,9 @@ impl App {
                 tracing::warn!("drain window elapsed; closing remaining connections");
             }
         }
+        // Streams that outlived the connections still settle their usage
+        // before the usage sink flushes and stops.
+        self.state.engine.drain(Duration::from_secs(5)).await;
         self.background.trigger();
         let _ = self.usage_task.await;
         Ok(())

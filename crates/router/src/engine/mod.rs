@@ -20,6 +20,7 @@ use switchyard_proto::provider::v1::provider_adapter_service_client::ProviderAda
 use switchyard_proto::provider::v1::{Delta, GenerateRequest, UpstreamErrorKind};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::catalog_view::{CatalogView, EndpointRoute};
@@ -121,6 +122,8 @@ pub struct Committed {
     pub endpoint_id: String,
     /// Every attempt, failed ones first, the serving one last (status 200).
     pub attempts: Vec<AttemptFailure>,
+    /// `reasoning_details[].format` for the serving provider's wire format.
+    pub reasoning_format: &'static str,
     pub events: mpsc::Receiver<Event>,
 }
 
@@ -140,6 +143,8 @@ struct EngineInner {
     sticky: Arc<Sticky>,
     timeouts: Timeouts,
     metrics: RouterMetrics,
+    /// Streams past their commit point: drained before usage is flushed.
+    pumps: TaskTracker,
 }
 
 /// What an attempt produced before it committed.
@@ -175,6 +180,7 @@ impl Engine {
                 sticky: Arc::new(Sticky::default()),
                 timeouts,
                 metrics,
+                pumps: TaskTracker::new(),
             }),
         }
     }
@@ -189,6 +195,20 @@ impl Engine {
 
     pub fn perf(&self) -> &PerfView {
         &self.inner.perf
+    }
+
+    /// Waits (up to `limit`) for committed streams to finish their books.
+    pub async fn drain(&self, limit: Duration) {
+        self.inner.pumps.close();
+        if tokio::time::timeout(limit, self.inner.pumps.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.inner.pumps.len(),
+                "streams still open after the drain window"
+            );
+        }
     }
 
     /// Plans the endpoints, then tries them until one commits; the rest
@@ -486,9 +506,10 @@ impl Engine {
             provider_name: endpoint.provider_name.clone(),
             endpoint_id: endpoint.id.clone(),
             attempts: attempts.clone(),
+            reasoning_format: reasoning_format(endpoint.target.wire_format),
             events: rx,
         };
-        tokio::spawn(
+        self.inner.pumps.spawn(
             pump::run(pump::Pump {
                 job,
                 endpoint,
@@ -505,6 +526,16 @@ impl Engine {
             .instrument(tracing::Span::current()),
         );
         committed
+    }
+}
+
+/// OpenRouter's `reasoning_details[].format` per wire format.
+fn reasoning_format(wire_format: i32) -> &'static str {
+    use switchyard_proto::provider::v1::WireFormat;
+    match WireFormat::try_from(wire_format) {
+        Ok(WireFormat::AnthropicMessages) => "anthropic-claude-v1",
+        Ok(WireFormat::Gemini) => "google-gemini-v1",
+        _ => "unknown",
     }
 }
 

@@ -260,11 +260,6 @@ async fn settle(books: Books, tally: Tally, ended_at: Instant) {
         finish_reason: finish_reason.clone(),
         native_finish_reason: native_finish_reason.clone(),
     };
-    // Sent after an in-band error too: a JSON body still reports usage.
-    if !tally.cancelled {
-        let _ = tx.send(Event::Done(summary)).await;
-    }
-    drop(tx);
 
     let ttft = tally
         .first_token_at
@@ -353,4 +348,10 @@ async fn settle(books: Books, tally: Tally, ended_at: Instant) {
         session_id: attribution.session_id,
         external_user: job.request.user.clone(),
     });
+    // Last, once usage is handed over (so a shutdown right after the
+    // client's final byte cannot race it); sent after an in-band error too,
+    // since a JSON body still reports usage.
+    if !tally.cancelled {
+        let _ = tx.send(Event::Done(summary)).await;
+    }
 }

@@ -205,6 +205,11 @@ async fn json_completion(mut committed: Committed) -> Response {
         "refusal": c.refusal,
         "reasoning": if c.reasoning.is_empty() { Value::Null } else { c.reasoning.clone().into() },
     });
+    if !c.reasoning.is_empty() {
+        message["reasoning_details"] = json!([{
+            "type": "reasoning.text", "text": c.reasoning, "format": committed.reasoning_format, "index": 0,
+        }]);
+    }
     if !c.tool_calls.is_empty() {
         message["tool_calls"] = c
             .tool_calls

@@ -14,6 +14,7 @@ const DONE: &[u8] = b"data: [DONE]\n\n";
 pub struct ChatChunks {
     /// `{"id":..,"object":..,"created":..,"model":..,"provider":..,`
     prefix: String,
+    reasoning_format: &'static str,
     errored: bool,
 }
 
@@ -45,6 +46,7 @@ impl StreamFormat for ChatChunks {
     fn start(committed: &Committed) -> (ChatChunks, Option<Bytes>) {
         let chunks = ChatChunks {
             prefix: prefix(committed, "chat.completion.chunk"),
+            reasoning_format: committed.reasoning_format,
             errored: false,
         };
         (chunks, None)
@@ -55,7 +57,10 @@ impl StreamFormat for ChatChunks {
             Event::Delta(d) => {
                 let mut delta =
                     json!({ "role": "assistant", "content": d.content.unwrap_or_default() });
-                if let Some(r) = d.reasoning {
+                if let Some(r) = d.reasoning.filter(|r| !r.is_empty()) {
+                    delta["reasoning_details"] = json!([{
+                        "type": "reasoning.text", "text": r, "format": self.reasoning_format, "index": 0,
+                    }]);
                     delta["reasoning"] = r.into();
                 }
                 if let Some(r) = d.refusal {

@@ -436,6 +436,14 @@ impl ToolIn {
                 function.name
             )));
         }
+        if let Some(parameters) = &function.parameters
+            && !parameters.is_object()
+        {
+            return Err(bad(format!(
+                "tool {:?}: parameters must be a JSON Schema object",
+                function.name
+            )));
+        }
         Ok(pb::Tool {
             r#type: self.kind,
             name: function.name,
@@ -525,6 +533,10 @@ mod tests {
                 "temperature",
             ),
             (r#"{"model":"a/b","messages":"hi"}"#, "Invalid request body"),
+            (
+                r#"{"model":"a/b","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":"object"}}]}"#,
+                "JSON Schema",
+            ),
             (
                 r#"{"model":"a/b","messages":[{"role":"user","content":"x"}],"metadata":{"a":1}}"#,
                 "metadata.a",
