@@ -4,9 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use switchyard_kit::Shutdown;
-use switchyard_kit::grpc::GrpcServerMetrics;
+use switchyard_kit::grpc::GrpcListeners;
 use switchyard_kit::metrics::Registry;
-use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 use crate::{Catalog, Config, SERVICE_NAME};
@@ -17,12 +16,7 @@ const REFRESH_EVERY: Duration = Duration::from_secs(5);
 
 pub struct App {
     catalog: Catalog,
-    listener: TcpListener,
-    grpc_addr: SocketAddr,
-    metrics_listener: TcpListener,
-    metrics_addr: SocketAddr,
-    registry: Registry,
-    grpc_metrics: GrpcServerMetrics,
+    listeners: GrpcListeners,
 }
 
 impl App {
@@ -32,29 +26,18 @@ impl App {
         let catalog = Catalog::open(&config).await?;
         let registry = Registry::new();
         catalog.register_metrics(&registry);
-        let grpc_metrics = GrpcServerMetrics::register(&registry);
-        let listener = switchyard_kit::grpc::bind(config.grpc_addr).await?;
-        let grpc_addr = listener.local_addr()?;
-        let (metrics_listener, metrics_addr) =
-            switchyard_kit::metrics::bind(config.metrics_addr).await?;
-        Ok(App {
-            catalog,
-            listener,
-            grpc_addr,
-            metrics_listener,
-            metrics_addr,
-            registry,
-            grpc_metrics,
-        })
+        let listeners =
+            GrpcListeners::bind(config.grpc_addr, config.metrics_addr, registry).await?;
+        Ok(App { catalog, listeners })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_addr
+        self.listeners.grpc_addr()
     }
 
     /// Where `GET /metrics` is served.
     pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics_addr
+        self.listeners.metrics_addr()
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -64,27 +47,17 @@ impl App {
     /// Serves until `shutdown`, then ends watch streams and drains.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         tracing::info!(
-            addr = %self.grpc_addr,
-            metrics_addr = %self.metrics_addr,
+            addr = %self.grpc_addr(),
+            metrics_addr = %self.metrics_addr(),
             "catalog serving gRPC"
         );
         let background = tokio::spawn(refresh_until(self.catalog.clone(), shutdown.clone()));
-        let metrics = tokio::spawn(switchyard_kit::metrics::serve_metrics(
-            self.metrics_listener,
-            self.registry,
-            shutdown.clone(),
-        ));
         let routes = Routes::new(self.catalog.grpc_server());
-        let served = switchyard_kit::grpc::serve_with(
-            self.listener,
-            routes,
-            &[SERVICE_NAME],
-            shutdown,
-            Some(self.grpc_metrics),
-        )
-        .await;
+        let served = self
+            .listeners
+            .serve(routes, &[SERVICE_NAME], shutdown)
+            .await;
         background.abort();
-        metrics.abort();
         served
     }
 }

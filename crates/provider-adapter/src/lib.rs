@@ -27,11 +27,10 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use switchyard_kit::Shutdown;
-use switchyard_kit::grpc::{GrpcServerMetrics, MAX_MESSAGE_BYTES};
+use switchyard_kit::grpc::{GrpcListeners, MAX_MESSAGE_BYTES};
 use switchyard_kit::metrics::Registry;
 use switchyard_kit::telemetry::{LogFormat, TelemetryConfig};
 use switchyard_proto::provider::v1::provider_adapter_service_server::ProviderAdapterServiceServer;
-use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 pub use deadlines::Timeouts;
@@ -185,12 +184,7 @@ impl Adapter {
 
 pub struct App {
     adapter: Adapter,
-    listener: TcpListener,
-    grpc_addr: SocketAddr,
-    metrics_listener: TcpListener,
-    metrics_addr: SocketAddr,
-    registry: Registry,
-    grpc_metrics: GrpcServerMetrics,
+    listeners: GrpcListeners,
 }
 
 impl App {
@@ -199,49 +193,26 @@ impl App {
         let adapter = Adapter::new(&config)?;
         let registry = Registry::new();
         adapter.register_metrics(&registry);
-        let grpc_metrics = GrpcServerMetrics::register(&registry);
-        let listener = switchyard_kit::grpc::bind(config.grpc_addr).await?;
-        let grpc_addr = listener.local_addr()?;
-        let (metrics_listener, metrics_addr) =
-            switchyard_kit::metrics::bind(config.metrics_addr).await?;
-        Ok(App {
-            adapter,
-            listener,
-            grpc_addr,
-            metrics_listener,
-            metrics_addr,
-            registry,
-            grpc_metrics,
-        })
+        let listeners =
+            GrpcListeners::bind(config.grpc_addr, config.metrics_addr, registry).await?;
+        Ok(App { adapter, listeners })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_addr
+        self.listeners.grpc_addr()
     }
 
     /// Where `GET /metrics` is served.
     pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics_addr
+        self.listeners.metrics_addr()
     }
 
     /// Serves gRPC (plus health and reflection) and `/metrics` until
     /// `shutdown`, then drains.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let metrics = tokio::spawn(switchyard_kit::metrics::serve_metrics(
-            self.metrics_listener,
-            self.registry,
-            shutdown.clone(),
-        ));
         let routes = Routes::new(self.adapter.grpc_server());
-        let served = switchyard_kit::grpc::serve_with(
-            self.listener,
-            routes,
-            &[SERVICE_NAME],
-            shutdown,
-            Some(self.grpc_metrics),
-        )
-        .await;
-        metrics.abort();
-        served
+        self.listeners
+            .serve(routes, &[SERVICE_NAME], shutdown)
+            .await
     }
 }

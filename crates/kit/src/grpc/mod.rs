@@ -16,9 +16,11 @@
 
 mod client;
 mod server;
+mod service;
 
 pub use client::TracedChannel;
 pub use server::{GrpcServerMetrics, ServerLayer, ServerService, code_name};
+pub use service::GrpcListeners;
 
 use std::net::SocketAddr;
 
