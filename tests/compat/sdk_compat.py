@@ -85,6 +85,17 @@ def openai_sdk():
                          "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}})
     check(structured.choices[0].message.content is not None, "openai structured outputs")
 
+    # Log-probabilities, when asked for.
+    with_lp = client.chat.completions.create(model=MODEL, messages=MESSAGES, logprobs=True, top_logprobs=2)
+    lp = with_lp.choices[0].logprobs
+    check(lp is not None and lp.content and lp.content[0].token, f"openai logprobs: {lp}")
+    check(len(lp.content[0].top_logprobs) == 2, "openai top_logprobs")
+    check("".join(t.token for t in lp.content) == with_lp.choices[0].message.content, "logprobs cover the text")
+    streamed = [c.choices[0].logprobs for c in client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, logprobs=True, top_logprobs=1, stream=True)
+        if c.choices and c.choices[0].logprobs]
+    check(streamed and streamed[0].content[0].logprob <= 0, "openai logprobs stream")
+
     # Legacy completions.
     legacy = client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=8)
     check(legacy.object == "text_completion", f"openai completions: {legacy.object}")

@@ -123,7 +123,7 @@ created = 1685232000
 description = "Test entry"
 context_length = 8191
 architecture = {{ modality = "text->text", input_modalities = ["text"], output_modalities = ["text"], tokenizer = "GPT" }}
-supported_parameters = ["max_tokens", "temperature", "tools", "tool_choice"]
+supported_parameters = ["max_tokens", "temperature", "tools", "tool_choice", "logprobs", "top_logprobs", "stop", "seed"]
 
 [[endpoints]]
 model = "openai/gpt-4"

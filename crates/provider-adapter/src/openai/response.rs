@@ -81,6 +81,8 @@ pub struct Choice {
     pub delta: Option<Message>,
     pub message: Option<Message>,
     pub finish_reason: Option<String>,
+    /// Kept as raw JSON and handed on as is.
+    pub logprobs: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,10 +155,17 @@ impl Body {
             .find(|c| c.index.unwrap_or(0) == 0);
         let (delta, finish) = match choice {
             Some(choice) => {
-                let delta = choice
+                let logprobs = choice
+                    .logprobs
+                    .filter(|l| !l.is_null())
+                    .map(|l| l.to_string());
+                let mut delta = choice
                     .delta
                     .or(choice.message)
                     .and_then(Message::into_delta);
+                if let Some(logprobs) = logprobs {
+                    delta.get_or_insert_with(Delta::default).logprobs_json = Some(logprobs);
+                }
                 let finish = choice
                     .finish_reason
                     .filter(|r| !r.is_empty())
@@ -213,6 +222,7 @@ impl Message {
             reasoning: non_empty(self.reasoning).or(non_empty(self.reasoning_content)),
             tool_calls,
             refusal: non_empty(self.refusal),
+            logprobs_json: None,
         };
         let empty = delta.content.is_none()
             && delta.reasoning.is_none()
@@ -257,6 +267,20 @@ mod tests {
 
     fn parse(json: &str) -> Parsed {
         serde_json::from_str::<Body>(json).unwrap().into_parsed()
+    }
+
+    #[test]
+    fn logprobs_travel_with_their_delta() {
+        let chunk = parse(
+            r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":{"content":[{"token":"Hi","logprob":-0.1,"bytes":[72,105],"top_logprobs":[]}]}}]}"#,
+        );
+        let delta = chunk.delta.unwrap();
+        assert_eq!(delta.content.as_deref(), Some("Hi"));
+        let logprobs: Value =
+            serde_json::from_str(delta.logprobs_json.as_deref().unwrap()).unwrap();
+        assert_eq!(logprobs["content"][0]["token"], "Hi");
+        let none = parse(r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":null}]}"#);
+        assert_eq!(none.delta.unwrap().logprobs_json, None);
     }
 
     #[test]

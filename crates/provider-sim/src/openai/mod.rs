@@ -29,6 +29,8 @@ struct ChatRequest {
     stop: Option<Value>,
     tools: Option<Vec<Value>>,
     tool_choice: Option<Value>,
+    logprobs: Option<bool>,
+    top_logprobs: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +90,7 @@ impl ChatRequest {
                 .as_ref()
                 .and_then(|o| o.include_usage)
                 .unwrap_or(false),
+            (self.logprobs == Some(true)).then(|| self.top_logprobs.unwrap_or(0).min(20)),
         );
         let prompt = Prompt {
             tool: self.forced_tool(),

@@ -12,16 +12,44 @@ use crate::text;
 pub struct OpenAi {
     created: u64,
     include_usage: bool,
+    /// `Some(top_logprobs)` when the request asked for logprobs.
+    logprobs: Option<u32>,
+}
+
+/// Deterministic log-probabilities for `pieces`: OpenAI's `logprobs`
+/// object, one entry per token, `top` alternatives each.
+fn logprobs(pieces: &[String], top: u32) -> Value {
+    let content: Vec<Value> = pieces
+        .iter()
+        .map(|piece| {
+            let seed = piece.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+            let logprob = -f64::from(seed % 1000) / 1000.0;
+            let entry = |token: &str, lp: f64| json!({"token": token, "logprob": lp, "bytes": token.as_bytes()});
+            let mut item = entry(piece, logprob);
+            item["top_logprobs"] = (0..top)
+                .map(|i| {
+                    if i == 0 {
+                        entry(piece, logprob)
+                    } else {
+                        entry(&format!("{piece}~{i}"), logprob - f64::from(i))
+                    }
+                })
+                .collect();
+            item
+        })
+        .collect();
+    json!({ "content": content })
 }
 
 impl OpenAi {
-    pub fn new(include_usage: bool) -> OpenAi {
+    pub fn new(include_usage: bool, logprobs: Option<u32>) -> OpenAi {
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         OpenAi {
             created,
             include_usage,
+            logprobs,
         }
     }
 
@@ -115,7 +143,10 @@ impl Wire for OpenAi {
             "choices": [{
                 "index": 0,
                 "message": message,
-                "logprobs": null,
+                "logprobs": match (&plan.output, self.logprobs) {
+                    (Output::Text(pieces), Some(top)) => logprobs(pieces, top),
+                    _ => Value::Null,
+                },
                 "finish_reason": OpenAi::finish_reason(plan),
             }],
             "usage": OpenAi::usage(plan),
@@ -130,7 +161,12 @@ impl Wire for OpenAi {
                 events.push(data(&self.chunk(plan, role, None), 0));
                 for piece in pieces {
                     let delta = json!({"content": piece});
-                    events.push(data(&self.chunk(plan, delta, None), 1));
+                    let mut chunk = self.chunk(plan, delta, None);
+                    if let Some(top) = self.logprobs {
+                        chunk["choices"][0]["logprobs"] =
+                            logprobs(std::slice::from_ref(piece), top);
+                    }
+                    events.push(data(&chunk, 1));
                 }
             }
             Output::ToolCall { name, arguments } => {

@@ -148,6 +148,8 @@ pub struct Collected {
     pub native_finish: String,
     /// (status, error_type, message) of a failure after content.
     pub error: Option<(u16, &'static str, String)>,
+    /// `logprobs.content` entries of every delta, in order, when sent.
+    pub logprobs: Option<Vec<Value>>,
     pub summary: Option<Summary>,
 }
 
@@ -157,6 +159,15 @@ impl Collected {
         while let Some(event) = committed.events.recv().await {
             match event {
                 Event::Delta(d) => {
+                    let logprobs = d
+                        .logprobs_json
+                        .as_deref()
+                        .map(serde_json::from_str::<Value>);
+                    if let Some(Ok(Value::Object(mut l))) = logprobs
+                        && let Some(Value::Array(items)) = l.remove("content")
+                    {
+                        c.logprobs.get_or_insert_with(Vec::new).extend(items);
+                    }
                     c.content.push_str(d.content.as_deref().unwrap_or(""));
                     c.reasoning.push_str(d.reasoning.as_deref().unwrap_or(""));
                     if let Some(r) = d.refusal {
@@ -222,7 +233,7 @@ async fn json_completion(mut committed: Committed) -> Response {
     }
     let mut choice = json!({
         "index": 0,
-        "logprobs": null,
+        "logprobs": c.logprobs.as_ref().map(|content| json!({ "content": content, "refusal": null })),
         "finish_reason": none_if_empty(&c.finish),
         "native_finish_reason": none_if_empty(&c.native_finish),
         "message": message,

@@ -84,11 +84,16 @@ impl StreamFormat for ChatChunks {
                         })
                         .collect();
                 }
+                let logprobs = d
+                    .logprobs_json
+                    .as_deref()
+                    .and_then(|l| serde_json::from_str::<Value>(l).ok())
+                    .unwrap_or(Value::Null);
                 Some(splice(
                     &self.prefix,
                     json!({ "choices": [{
                         "index": 0, "delta": delta, "finish_reason": null,
-                        "native_finish_reason": null, "logprobs": null,
+                        "native_finish_reason": null, "logprobs": logprobs,
                     }]}),
                 ))
             }
