@@ -337,7 +337,7 @@ async fn models_endpoint_lists_the_catalog_in_openrouter_schema() {
         ("?q=mistral", 0),
         ("?supported_parameters=tools,tool_choice", 3),
         ("?supported_parameters=reasoning", 2),
-        ("?supported_parameters=tools,logprobs", 0),
+        ("?supported_parameters=tools,min_p", 0),
     ] {
         let body: Value = client()
             .get(stack.url(&format!("/api/v1/models{query}")))

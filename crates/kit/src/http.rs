@@ -242,3 +242,15 @@ mod tests {
         );
     }
 }
+
+/// An HTTP listener whose connections have Nagle's algorithm off, so small
+/// writes (SSE events, response heads) are not held for the peer's delayed
+/// ACK (~40 ms). Every axum server in Switchyard serves through this.
+pub fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    })
+}

@@ -114,7 +114,7 @@ pub async fn serve_metrics(
     registry: Registry,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, routes(registry))
+    axum::serve(crate::http::nodelay(listener), routes(registry))
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await?;
     Ok(())

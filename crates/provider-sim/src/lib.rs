@@ -133,9 +133,12 @@ impl App {
             shutdown.wait().await;
             state.release_hangs();
         };
-        axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(drain)
-            .await?;
+        axum::serve(
+            switchyard_kit::http::nodelay(self.listener),
+            router(self.state),
+        )
+        .with_graceful_shutdown(drain)
+        .await?;
         Ok(())
     }
 }

@@ -165,7 +165,7 @@ impl App {
             ))
             .merge(switchyard_kit::metrics::routes(self.registry));
         let http_shutdown = shutdown.clone();
-        let http = axum::serve(self.http, router)
+        let http = axum::serve(switchyard_kit::http::nodelay(self.http), router)
             .with_graceful_shutdown(async move { http_shutdown.wait().await });
         let routes = tonic::service::Routes::new(self.grpc_service.into_server());
         let grpc = grpc::serve_with(

@@ -96,6 +96,20 @@ where
     ))
 }
 
+/// Accepted connections with Nagle's algorithm off. (tonic's own
+/// `tcp_nodelay` applies only to sockets it accepts itself; without this,
+/// small gRPC frames wait out the peer's ~40 ms delayed ACK.)
+fn nodelay_incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|accepted| {
+        accepted.inspect(|stream| {
+            let _ = stream.set_nodelay(true);
+        })
+    })
+}
+
 /// Binds a TCP listener; port 0 picks a free port.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
@@ -153,7 +167,7 @@ pub async fn serve_with(
         .add_routes(routes)
         .add_service(health)
         .add_service(reflection)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
+        .serve_with_incoming_shutdown(nodelay_incoming(listener), drain)
         .await?;
     Ok(())
 }
