@@ -170,6 +170,18 @@ impl HttpBody for TimedBody {
     }
 }
 
+/// An HTTP listener whose connections have Nagle's algorithm off, so small
+/// writes (SSE events, response heads) are not held for the peer's delayed
+/// ACK (~40 ms). Every axum server in Switchyard serves through this.
+pub fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use opentelemetry::trace::TracerProvider as _;
@@ -241,16 +253,4 @@ mod tests {
             "{text}"
         );
     }
-}
-
-/// An HTTP listener whose connections have Nagle's algorithm off, so small
-/// writes (SSE events, response heads) are not held for the peer's delayed
-/// ACK (~40 ms). Every axum server in Switchyard serves through this.
-pub fn nodelay(
-    listener: tokio::net::TcpListener,
-) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
-    use axum::serve::ListenerExt;
-    listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    })
 }

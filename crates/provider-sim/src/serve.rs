@@ -133,7 +133,10 @@ async fn complete(
     let tokens = plan.completion_tokens();
     let pacing =
         behaviour.token_interval * u32::try_from(tokens.saturating_sub(1)).unwrap_or(u32::MAX);
-    tokio::time::sleep(behaviour.ttft + pacing).await;
+    let delay = behaviour.ttft + pacing;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let body = wire.body(&plan).to_string();
     outcome.add_completion_tokens(tokens);
     let mut response = if behaviour.cut_after_chunks.is_some() {

@@ -46,7 +46,11 @@ impl EmbeddedStore {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            let db = Database::create(&path)
+            // The whole catalog is a few hundred KB; redb's default 1 GiB
+            // page cache would only hold memory.
+            let db = redb::Builder::new()
+                .set_cache_size(4 * 1024 * 1024)
+                .create(&path)
                 .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
             let txn = db.begin_write()?;
             {

@@ -1,14 +1,14 @@
 //! The public HTTP API (OpenRouter-compatible) under `/api/v1`.
 
 pub mod chat;
-mod chat_stream;
+pub mod chat_stream;
 pub mod completions;
 pub mod endpoints;
 pub mod generation;
 pub mod messages;
 pub mod models;
 pub mod request;
-mod sse;
+pub mod sse;
 
 use std::sync::Arc;
 

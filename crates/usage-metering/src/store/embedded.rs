@@ -39,12 +39,19 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
 }
 
+/// Page cache of the embedded database, bytes.
+const EMBEDDED_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 impl EmbeddedStore {
     /// Opens (or creates) the database file and its tables.
     pub async fn open(path: &Path) -> anyhow::Result<EmbeddedStore> {
         let path = path.to_owned();
         tokio::task::spawn_blocking(move || {
-            let db = Database::create(&path)
+            // redb's default page cache is 1 GiB; a laptop router needs far
+            // less (the hot set is keys and the latest generations).
+            let db = redb::Builder::new()
+                .set_cache_size(EMBEDDED_CACHE_BYTES)
+                .create(&path)
                 .with_context(|| format!("opening embedded database {}", path.display()))?;
             let txn = db.begin_write()?;
             txn.open_table(ACCOUNTS)?;
