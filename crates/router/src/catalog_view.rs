@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use switchyard_kit::grpc::{InternalChannel, MAX_MESSAGE_BYTES};
 use switchyard_kit::money::Rates;
 use switchyard_kit::{Price, Shutdown};
@@ -83,8 +82,8 @@ pub struct RoutingTable {
     pub version: u64,
     pub models: HashMap<String, Arc<ModelEntry>>,
     pub providers: Vec<pb::Provider>,
-    /// `GET /api/v1/models` body, rendered once per snapshot.
-    pub models_json: Bytes,
+    /// `GET /api/v1/models`, rendered once per snapshot.
+    pub models_page: crate::http::models::ModelsPage,
 }
 
 impl RoutingTable {
@@ -123,12 +122,12 @@ impl RoutingTable {
                 }),
             );
         }
-        let models_json = crate::http::models::render_models(&models);
+        let models_page = crate::http::models::ModelsPage::build(&models);
         RoutingTable {
             version: snapshot.version,
             models,
             providers: snapshot.providers,
-            models_json,
+            models_page,
         }
     }
 

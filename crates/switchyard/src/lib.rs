@@ -55,7 +55,7 @@ pub struct ServeArgs {
     pub seed: Option<PathBuf>,
     /// Do not start the built-in simulated provider; providers without an
     /// API key then fail instead of being simulated.
-    #[arg(long, env = "SWITCHYARD_NO_SIMULATOR")]
+    #[arg(long, env = "SWITCHYARD_NO_SIMULATOR", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_simulator: bool,
     /// Log line format: text or json.
     #[arg(long, env = "SWITCHYARD_LOG_FORMAT", default_value = "text")]

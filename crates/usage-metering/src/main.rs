@@ -16,7 +16,7 @@ struct Cli {
     config: Config,
     /// Open the storage and run migrations, then exit (for a Kubernetes
     /// migration Job); binds no listener.
-    #[arg(long, env = "SWITCHYARD_MIGRATE_ONLY")]
+    #[arg(long, env = "SWITCHYARD_MIGRATE_ONLY", value_parser = clap::builder::FalseyValueParser::new())]
     migrate_only: bool,
     #[command(subcommand)]
     command: Option<Command>,

@@ -25,8 +25,9 @@ pub async fn list_models(
     Query(query): Query<ModelsQuery>,
 ) -> Response {
     let table = state.engine.catalog().current();
+    let page = &table.models_page;
     let body = if query.supported_parameters.is_none() && query.q.is_none() {
-        table.models_json.clone()
+        page.full.clone()
     } else {
         let wanted: Vec<&str> = query
             .supported_parameters
@@ -37,22 +38,16 @@ pub async fn list_models(
             .filter(|s| !s.is_empty())
             .collect();
         let needle = query.q.as_deref().map(str::to_lowercase);
-        let filtered: HashMap<String, Arc<ModelEntry>> = table
-            .models
-            .iter()
-            .filter(|(_, e)| {
-                wanted
-                    .iter()
-                    .all(|p| e.model.supported_parameters.iter().any(|s| s == p))
-            })
-            .filter(|(_, e)| {
-                needle.as_ref().is_none_or(|n| {
-                    e.model.id.to_lowercase().contains(n) || e.model.name.to_lowercase().contains(n)
+        let matching = page.items.iter().filter(|(entry, _)| {
+            let m = &entry.model;
+            wanted
+                .iter()
+                .all(|p| m.supported_parameters.iter().any(|s| s == p))
+                && needle.as_ref().is_none_or(|n| {
+                    m.id.to_lowercase().contains(n) || m.name.to_lowercase().contains(n)
                 })
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        render_models(&filtered)
+        });
+        page_body(matching.map(|(_, json)| json.as_str()))
     };
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -61,18 +56,52 @@ pub async fn list_models(
         .into_response()
 }
 
+/// The `/models` page, rendered once per catalog snapshot: each model's
+/// JSON (newest first) and the unfiltered body. Filters only pick and join.
+#[derive(Debug, Default)]
+pub struct ModelsPage {
+    pub items: Vec<(Arc<ModelEntry>, String)>,
+    pub full: Bytes,
+}
+
+impl ModelsPage {
+    pub fn build(models: &HashMap<String, Arc<ModelEntry>>) -> ModelsPage {
+        let mut entries: Vec<&Arc<ModelEntry>> = models.values().collect();
+        entries.sort_by(|a, b| {
+            b.model
+                .created
+                .cmp(&a.model.created)
+                .then(a.model.id.cmp(&b.model.id))
+        });
+        let items: Vec<(Arc<ModelEntry>, String)> = entries
+            .into_iter()
+            .map(|e| (e.clone(), model_json(e).to_string()))
+            .collect();
+        let full = page_body(items.iter().map(|(_, json)| json.as_str()));
+        ModelsPage { items, full }
+    }
+}
+
+/// `{"data":[...],"total_count":N,"links":{"next":null}}` from rendered items.
+fn page_body<'a>(items: impl Iterator<Item = &'a str>) -> Bytes {
+    let mut out = String::from("{\"data\":[");
+    let mut count = 0usize;
+    for item in items {
+        if count > 0 {
+            out.push(',');
+        }
+        out.push_str(item);
+        count += 1;
+    }
+    out.push_str(&format!(
+        "],\"total_count\":{count},\"links\":{{\"next\":null}}}}"
+    ));
+    Bytes::from(out)
+}
+
 /// The `/models` body for these models, newest first.
 pub fn render_models(models: &HashMap<String, Arc<ModelEntry>>) -> Bytes {
-    let mut entries: Vec<&Arc<ModelEntry>> = models.values().collect();
-    entries.sort_by(|a, b| {
-        b.model
-            .created
-            .cmp(&a.model.created)
-            .then(a.model.id.cmp(&b.model.id))
-    });
-    let data: Vec<Value> = entries.iter().map(|e| model_json(e)).collect();
-    let body = json!({ "data": data, "total_count": data.len(), "links": { "next": null } });
-    Bytes::from(body.to_string())
+    ModelsPage::build(models).full
 }
 
 pub fn price_json(endpoint: Option<&EndpointRoute>) -> Value {
