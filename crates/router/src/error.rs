@@ -60,6 +60,8 @@ pub enum ApiError {
     UnknownModel(String),
     #[error("Generation {0} not found")]
     GenerationNotFound(String),
+    #[error("Not found")]
+    RouteNotFound,
     #[error("No endpoints found for {} that satisfy the request{}", .0.requested_models.join(", "),
             if .0.excluded_by.is_empty() { String::new() } else { format!(" (excluded by {})", .0.excluded_by.join(", ")) })]
     NoEndpoints(Availability),
@@ -91,6 +93,7 @@ impl ServiceError for ApiError {
             ApiError::ManagementKey => ErrorKind::PermissionDenied,
             ApiError::UnknownModel(_)
             | ApiError::GenerationNotFound(_)
+            | ApiError::RouteNotFound
             | ApiError::NoEndpoints(_) => ErrorKind::NotFound,
             ApiError::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
             ApiError::ContextTooLong { .. } => ErrorKind::InvalidArgument,
@@ -167,6 +170,7 @@ impl ApiError {
             ApiError::ManagementKey => "permission_denied",
             ApiError::UnknownModel(_)
             | ApiError::GenerationNotFound(_)
+            | ApiError::RouteNotFound
             | ApiError::NoEndpoints(_) => "not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::ContextTooLong { .. } => "context_length_exceeded",

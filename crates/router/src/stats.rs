@@ -1,8 +1,8 @@
 //! Endpoint statistics. Requests record outcomes into local aggregates (one
 //! short mutex hold, no I/O); a background task flushes them to Redis every
 //! second as pipelined `HINCRBY`s into time-bucket hashes with TTLs, so every
-//! router replica sees the fleet's view. The same records feed a local
-//! 30-second health window that routing reads. Redis is loss-tolerant here:
+//! router replica sees the fleet's view; the last 30 minutes also stay in
+//! process for when Redis is away. Redis is loss-tolerant here:
 //! when it is down, batches are dropped and counted, requests never wait.
 //!
 //! Key layout (hash tags keep one endpoint's keys in one cluster slot):
@@ -18,8 +18,6 @@ use std::time::Duration;
 
 use switchyard_kit::Shutdown;
 
-const WINDOW_BUCKET_SECS: i64 = 5;
-const WINDOW_BUCKETS: usize = 6;
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 const TTL_5S: i64 = 600;
@@ -154,19 +152,6 @@ fn bucket_value(b: i32) -> f64 {
     }
 }
 
-#[derive(Default, Debug, Clone, Copy)]
-struct WindowBucket {
-    epoch: i64,
-    ok: u32,
-    failed: u32,
-}
-
-#[derive(Default, Debug)]
-struct Window {
-    buckets: [WindowBucket; WINDOW_BUCKETS],
-    consecutive_failures: u32,
-}
-
 /// The last `LOCAL_MINUTES` minutes of each endpoint, kept in process so
 /// routing has numbers even when Redis is down.
 const LOCAL_MINUTES: i64 = 30;
@@ -175,7 +160,6 @@ const LOCAL_MINUTES: i64 = 30;
 struct Inner {
     pending: Mutex<HashMap<String, Agg>>,
     minutes: Mutex<HashMap<String, Vec<(i64, Agg)>>>,
-    health: Mutex<HashMap<String, Window>>,
     flushed_batches: AtomicU64,
     dropped_batches: AtomicU64,
 }
@@ -199,7 +183,7 @@ fn now_unix() -> i64 {
 }
 
 impl Stats {
-    /// Local-only stats (no Redis): health still works per instance.
+    /// Local-only stats (no Redis).
     pub fn local() -> Stats {
         Stats::default()
     }
@@ -260,54 +244,6 @@ impl Stats {
             }
             ring.retain(|(m, _)| *m > minute - LOCAL_MINUTES);
         }
-        let failed = matches!(outcome, Outcome::Failure | Outcome::Timeout);
-        if failed || outcome == Outcome::Success {
-            self.record_health(endpoint_id, failed, now);
-        }
-    }
-
-    fn record_health(&self, endpoint_id: &str, failed: bool, now: i64) {
-        let epoch = now / WINDOW_BUCKET_SECS;
-        let mut health = self.inner.health.lock().expect("stats poisoned");
-        let window = health.entry(endpoint_id.to_owned()).or_default();
-        let slot = &mut window.buckets[(epoch as usize) % WINDOW_BUCKETS];
-        if slot.epoch != epoch {
-            *slot = WindowBucket {
-                epoch,
-                ok: 0,
-                failed: 0,
-            };
-        }
-        if failed {
-            slot.failed += 1;
-            window.consecutive_failures += 1;
-        } else {
-            slot.ok += 1;
-            window.consecutive_failures = 0;
-        }
-    }
-
-    /// True when the endpoint had a significant outage in the last 30 s:
-    /// its last 3+ attempts failed, or at least half of 4+ attempts failed.
-    pub fn is_degraded(&self, endpoint_id: &str) -> bool {
-        self.degraded_at(endpoint_id, now_unix())
-    }
-
-    fn degraded_at(&self, endpoint_id: &str, now: i64) -> bool {
-        let health = self.inner.health.lock().expect("stats poisoned");
-        let Some(window) = health.get(endpoint_id) else {
-            return false;
-        };
-        let oldest = now / WINDOW_BUCKET_SECS - (WINDOW_BUCKETS as i64 - 1);
-        let (mut ok, mut failed) = (0u32, 0u32);
-        for b in window.buckets.iter().filter(|b| b.epoch >= oldest) {
-            ok += b.ok;
-            failed += b.failed;
-        }
-        if failed == 0 {
-            return false;
-        }
-        window.consecutive_failures >= 3 || (ok + failed >= 4 && failed * 2 >= ok + failed)
     }
 
     /// This instance's own numbers for `endpoint_id` over the last
@@ -453,32 +389,6 @@ mod tests {
     }
 
     #[test]
-    fn health_window_flags_outages_and_forgets_them() {
-        let stats = Stats::local();
-        let t = 1_000_000;
-        stats.record_health("a", true, t);
-        stats.record_health("a", true, t);
-        assert!(
-            !stats.degraded_at("a", t),
-            "two failures are not an outage yet"
-        );
-        stats.record_health("a", true, t);
-        assert!(stats.degraded_at("a", t));
-        assert!(
-            !stats.degraded_at("a", t + 31),
-            "outages older than 30 s are forgotten"
-        );
-        // A success breaks the streak, but a 50% failure rate still counts.
-        stats.record_health("a", false, t);
-        assert!(stats.degraded_at("a", t));
-        for _ in 0..10 {
-            stats.record_health("a", false, t);
-        }
-        assert!(!stats.degraded_at("a", t));
-        assert!(!stats.degraded_at("unknown", t));
-    }
-
-    #[test]
     fn quantiles_come_back_within_two_percent() {
         let mut agg = Agg::default();
         for ms in 1..=1000 {
@@ -509,13 +419,17 @@ mod tests {
     }
 
     #[test]
-    fn client_errors_do_not_count_against_health() {
+    fn client_errors_and_rate_limits_are_counted_apart() {
         let stats = Stats::local();
         for _ in 0..10 {
             stats.record("a", Outcome::ClientError, None, None);
             stats.record("a", Outcome::RateLimited, None, None);
         }
-        assert!(!stats.is_degraded("a"));
+        assert_eq!(
+            stats.local_window("a", 1).uptime(),
+            None,
+            "not counted for uptime"
+        );
         let pending = stats.take_pending();
         assert_eq!(pending["a"].client_err, 10);
         assert_eq!(pending["a"].r429, 10);

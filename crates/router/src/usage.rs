@@ -66,10 +66,6 @@ impl UsageSink {
             }
         }
     }
-
-    pub async fn spooled_frames(&self) -> usize {
-        self.spool.pending_frames().await
-    }
 }
 
 async fn run(
@@ -270,14 +266,6 @@ impl Spool {
         append_frame(&self.pending, &frame)?;
         self.spooled();
         Ok(())
-    }
-
-    async fn pending_frames(&self) -> usize {
-        let _guard = self.lock.lock().await;
-        [&self.pending, &self.replaying]
-            .iter()
-            .map(|p| read_frames(p).map(|f| f.len()).unwrap_or(0))
-            .sum()
     }
 
     /// Sends every spooled batch; removes the file only when all were

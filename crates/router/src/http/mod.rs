@@ -45,7 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/generation", get(generation::get_generation))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .fallback(|| async { ApiError::BadRequest("Not found".into()).into_response_with(404) })
+        .fallback(|| async { ApiError::RouteNotFound.into_response() })
         .with_state(state)
 }
 
@@ -54,17 +54,6 @@ async fn readyz(axum::extract::State(state): axum::extract::State<Arc<AppState>>
         "ready".into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "catalog not loaded").into_response()
-    }
-}
-
-impl ApiError {
-    fn into_response_with(self, status: u16) -> Response {
-        let mut body = self.envelope();
-        body["error"]["code"] = status.into();
-        if status == 404 {
-            body["error"]["metadata"]["error_type"] = "not_found".into();
-        }
-        json_response(status, &body)
     }
 }
 

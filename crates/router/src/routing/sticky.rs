@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use switchyard_proto::common::v1::ChatRequest;
+use switchyard_proto::common::v1::content_part::Part;
 
 use crate::catalog_view::EndpointRoute;
 
@@ -56,7 +57,14 @@ impl StickyKey {
                 for m in [first_system, first_other].into_iter().flatten() {
                     m.role.hash(&mut h);
                     m.text.hash(&mut h);
-                    format!("{:?}", m.parts).hash(&mut h);
+                    for part in &m.parts {
+                        match &part.part {
+                            Some(Part::Text(t)) => t.hash(&mut h),
+                            Some(Part::ImageUrl(i)) => i.url.hash(&mut h),
+                            Some(Part::OtherJson(j)) => j.hash(&mut h),
+                            None => {}
+                        }
+                    }
                 }
                 false
             }
