@@ -5,6 +5,7 @@
 //! Scope rule: only code that two or more services need and that fits this
 //! one sentence belongs here.
 
+pub mod api_key;
 pub mod error;
 pub mod grpc;
 pub mod http;

@@ -77,12 +77,12 @@ pub struct Charge {
     pub total: Nanos,
 }
 
-/// Zero-completion insurance: a generation that produced nothing — no
-/// completion tokens, and no finish reason or an error — is free. A stream
-/// that fails after producing tokens is billed for what it produced (the
-/// client received it); an empty but finished answer is still an answer.
+/// Zero-completion insurance: a generation that produced no completion
+/// tokens, or that ended in an error (a provider failure, also mid-stream
+/// after partial output), is not charged for model tokens. A client that
+/// hangs up is not an error: what it received is billed.
 pub fn is_insured(completion_tokens: u64, finish_reason: &str) -> bool {
-    completion_tokens == 0 && (finish_reason.is_empty() || finish_reason == "error")
+    completion_tokens == 0 || finish_reason == "error"
 }
 
 impl Rates {
@@ -108,6 +108,26 @@ impl Rates {
             total: atto_to_nanos(prompt.saturating_add(completion).saturating_add(request)),
         }
     }
+}
+
+/// An amount of USD as written by a person or a JSON number ("10", "0.25",
+/// 12.5), in nano-dollars. None if negative, malformed, finer than a
+/// nano-dollar or beyond i64.
+pub fn usd_to_nanos(text: &str) -> Option<Nanos> {
+    let price: Price = text.parse().ok()?;
+    if price.atto % ATTO_PER_NANO != 0 {
+        return None;
+    }
+    Nanos::try_from(price.atto / ATTO_PER_NANO).ok()
+}
+
+/// A JSON number of USD (e.g. a key `limit`) in nano-dollars, through its
+/// shortest decimal form so 0.1 stays exact.
+pub fn usd_f64_to_nanos(usd: f64) -> Option<Nanos> {
+    if !usd.is_finite() || usd < 0.0 {
+        return None;
+    }
+    usd_to_nanos(&format!("{usd}"))
 }
 
 /// Nano-dollars as a USD amount for JSON bodies (display only; never summed).
@@ -265,6 +285,17 @@ mod tests {
     }
 
     #[test]
+    fn usd_amounts_parse_exactly() {
+        assert_eq!(usd_to_nanos("10"), Some(10_000_000_000));
+        assert_eq!(usd_to_nanos("0.000000001"), Some(1));
+        assert_eq!(usd_to_nanos("0.0000000001"), None);
+        assert_eq!(usd_to_nanos("-1"), None);
+        assert_eq!(usd_f64_to_nanos(0.1), Some(100_000_000));
+        assert_eq!(usd_f64_to_nanos(f64::NAN), None);
+        assert_eq!(usd_f64_to_nanos(1e30), None);
+    }
+
+    #[test]
     fn charges_follow_zero_completion_insurance() {
         let rates = Rates {
             prompt: p("0.00003"),
@@ -286,14 +317,19 @@ mod tests {
             "failed before any output"
         );
         assert_eq!(
-            rates.charge(37, 8, "error").total,
-            1_590_000 + 1_000_000,
-            "partial output before a failure is billed"
+            rates.charge(37, 8, "error"),
+            Charge::default(),
+            "a request that ended in an error is not charged"
         );
         assert_eq!(
-            rates.charge(37, 0, "stop").prompt,
-            1_110_000,
-            "an empty answer is still an answer"
+            rates.charge(37, 0, "stop"),
+            Charge::default(),
+            "nothing generated, even if the provider says it stopped"
+        );
+        assert_eq!(
+            rates.charge(37, 8, "").total,
+            1_590_000 + 1_000_000,
+            "a client that hung up pays for what it received"
         );
     }
 

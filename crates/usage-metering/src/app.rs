@@ -51,6 +51,7 @@ impl App {
             metrics_addr = %self.metrics_addr(),
             "usage-metering listening"
         );
+        self.metering.start_sweeper(shutdown.clone());
         let routes = Routes::new(self.metering.grpc_server());
         self.listeners
             .serve(routes, &[SERVICE_NAME], shutdown)

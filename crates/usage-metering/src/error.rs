@@ -16,6 +16,14 @@ pub enum MeteringError {
     InvalidKeyRequest(&'static str),
     #[error("account {0:?} not found")]
     AccountNotFound(String),
+    #[error("key not found")]
+    KeyNotFound,
+    #[error("invalid transfer: {0}")]
+    InvalidTransfer(&'static str),
+    #[error("invalid lease request: {0}")]
+    InvalidLease(&'static str),
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -25,8 +33,11 @@ impl ServiceError for MeteringError {
         match self {
             MeteringError::InvalidEvent { .. }
             | MeteringError::BatchTooLarge(_)
-            | MeteringError::InvalidKeyRequest(_) => ErrorKind::InvalidArgument,
-            MeteringError::AccountNotFound(_) => ErrorKind::NotFound,
+            | MeteringError::InvalidKeyRequest(_)
+            | MeteringError::InvalidTransfer(_)
+            | MeteringError::InvalidLease(_)
+            | MeteringError::InvalidQuery(_) => ErrorKind::InvalidArgument,
+            MeteringError::AccountNotFound(_) | MeteringError::KeyNotFound => ErrorKind::NotFound,
             MeteringError::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use switchyard_proto::metering::v1 as pb;
 
+use switchyard_kit::api_key;
+
 use crate::error::MeteringError;
 
-const KEY_PREFIX: &str = "sk-sy-v1-";
 const MAX_NAME_CHARS: usize = 200;
 const MIN_IMPORT_CHARS: usize = 16;
 const MAX_KEY_CHARS: usize = 256;
@@ -64,6 +65,69 @@ impl From<KeyKind> for pb::KeyKind {
     }
 }
 
+/// When a key's spending limit starts over (UTC midnight; weeks start on
+/// Monday).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitReset {
+    Daily,
+    Weekly,
+    Monthly,
+}
+
+impl LimitReset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitReset::Daily => "daily",
+            LimitReset::Weekly => "weekly",
+            LimitReset::Monthly => "monthly",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LimitReset> {
+        match s {
+            "daily" => Some(LimitReset::Daily),
+            "weekly" => Some(LimitReset::Weekly),
+            "monthly" => Some(LimitReset::Monthly),
+            _ => None,
+        }
+    }
+
+    pub fn from_pb(value: pb::LimitReset) -> Option<LimitReset> {
+        match value {
+            pb::LimitReset::Never => None,
+            pb::LimitReset::Daily => Some(LimitReset::Daily),
+            pb::LimitReset::Weekly => Some(LimitReset::Weekly),
+            pb::LimitReset::Monthly => Some(LimitReset::Monthly),
+        }
+    }
+
+    pub fn to_pb(reset: Option<LimitReset>) -> pb::LimitReset {
+        match reset {
+            None => pb::LimitReset::Never,
+            Some(LimitReset::Daily) => pb::LimitReset::Daily,
+            Some(LimitReset::Weekly) => pb::LimitReset::Weekly,
+            Some(LimitReset::Monthly) => pb::LimitReset::Monthly,
+        }
+    }
+}
+
+/// The settings of a key that the management API can change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySettings {
+    /// Spending cap, nano-dollars, over the `limit_reset` window.
+    #[serde(default)]
+    pub limit_nanos: Option<i64>,
+    #[serde(default)]
+    pub limit_reset: Option<LimitReset>,
+    #[serde(default)]
+    pub include_byok_in_limit: bool,
+    #[serde(default)]
+    pub rate_limit_rpm: Option<u32>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 /// A stored key: everything but the key text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {
@@ -74,6 +138,104 @@ pub struct ApiKey {
     pub disabled: bool,
     pub label: String,
     pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub settings: KeySettings,
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKey {
+    /// Usable for calls: not disabled and not past its expiry.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        !self.disabled && self.settings.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+/// A partial update from `PATCH /keys/{hash}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyPatch {
+    pub name: Option<String>,
+    pub disabled: Option<bool>,
+    /// Some(None) clears the limit.
+    pub limit_nanos: Option<Option<i64>>,
+    pub limit_reset: Option<Option<LimitReset>>,
+    pub include_byok_in_limit: Option<bool>,
+    pub rate_limit_rpm: Option<Option<u32>>,
+}
+
+impl KeyPatch {
+    pub fn is_empty(&self) -> bool {
+        *self == KeyPatch::default()
+    }
+
+    pub fn from_pb(req: &pb::UpdateKeyRequest) -> Result<KeyPatch, MeteringError> {
+        let name = match &req.name {
+            Some(name) => Some(validate_name(name)?),
+            None => None,
+        };
+        if req.limit_nanos.is_some_and(|l| l < 0) {
+            return Err(MeteringError::InvalidKeyRequest("limit must not be negative"));
+        }
+        if req.rate_limit_rpm == Some(0) {
+            return Err(MeteringError::InvalidKeyRequest(
+                "rate_limit_rpm must be at least 1",
+            ));
+        }
+        Ok(KeyPatch {
+            name,
+            disabled: req.disabled,
+            limit_nanos: if req.clear_limit {
+                Some(None)
+            } else {
+                req.limit_nanos.map(Some)
+            },
+            limit_reset: req
+                .limit_reset
+                .map(|r| LimitReset::from_pb(pb::LimitReset::try_from(r).unwrap_or_default())),
+            include_byok_in_limit: req.include_byok_in_limit,
+            rate_limit_rpm: if req.clear_rate_limit {
+                Some(None)
+            } else {
+                req.rate_limit_rpm.map(Some)
+            },
+        })
+    }
+
+    /// Applies the patch; returns whether anything changed.
+    pub fn apply(&self, key: &mut ApiKey, now: DateTime<Utc>) {
+        if let Some(name) = &self.name {
+            key.name = name.clone();
+        }
+        if let Some(disabled) = self.disabled {
+            key.disabled = disabled;
+        }
+        if let Some(limit) = self.limit_nanos {
+            key.settings.limit_nanos = limit;
+        }
+        if let Some(reset) = self.limit_reset {
+            key.settings.limit_reset = reset;
+        }
+        if let Some(include) = self.include_byok_in_limit {
+            key.settings.include_byok_in_limit = include;
+        }
+        if let Some(rpm) = self.rate_limit_rpm {
+            key.settings.rate_limit_rpm = rpm;
+        }
+        key.updated_at = Some(now);
+    }
+}
+
+fn validate_name(name: &str) -> Result<String, MeteringError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(MeteringError::InvalidKeyRequest("name is empty"));
+    }
+    if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(MeteringError::InvalidKeyRequest(
+            "name must be at most 200 printable characters",
+        ));
+    }
+    Ok(name.to_owned())
 }
 
 impl From<ApiKey> for pb::KeyInfo {
@@ -86,6 +248,12 @@ impl From<ApiKey> for pb::KeyInfo {
             disabled: key.disabled,
             label: key.label,
             created_at_ms: key.created_at.timestamp_millis(),
+            limit_nanos: key.settings.limit_nanos,
+            limit_reset: LimitReset::to_pb(key.settings.limit_reset).into(),
+            include_byok_in_limit: key.settings.include_byok_in_limit,
+            rate_limit_rpm: key.settings.rate_limit_rpm,
+            updated_at_ms: key.updated_at.map(|t| t.timestamp_millis()),
+            expires_at_ms: key.settings.expires_at.map(|t| t.timestamp_millis()),
         }
     }
 }
@@ -99,6 +267,9 @@ pub struct NewKey {
     pub account_id: Option<String>,
     pub key_text: SecretString,
     pub imported: bool,
+    pub settings: KeySettings,
+    /// How a new account pays (ignored for an existing account).
+    pub billing: crate::ledger::Billing,
 }
 
 impl NewKey {
@@ -108,15 +279,7 @@ impl NewKey {
         account_id: &str,
         import_key: Option<&str>,
     ) -> Result<NewKey, MeteringError> {
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(MeteringError::InvalidKeyRequest("name is empty"));
-        }
-        if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-            return Err(MeteringError::InvalidKeyRequest(
-                "name must be at most 200 printable characters",
-            ));
-        }
+        let name = validate_name(name)?;
         let key_text = match import_key {
             Some(text) => {
                 if text.chars().count() < MIN_IMPORT_CHARS {
@@ -129,9 +292,14 @@ impl NewKey {
                         "imported key must be at most 256 printable ASCII characters",
                     ));
                 }
+                if api_key::shape(text) == api_key::Shape::Corrupt {
+                    return Err(MeteringError::InvalidKeyRequest(
+                        "imported key uses the sk-sy- prefix but is not a valid key of that format",
+                    ));
+                }
                 SecretString::from(text)
             }
-            None => generate_key(),
+            None => generate_key(kind),
         };
         let account_id = account_id.trim();
         Ok(NewKey {
@@ -140,14 +308,21 @@ impl NewKey {
             account_id: (!account_id.is_empty()).then(|| account_id.to_owned()),
             key_text,
             imported: import_key.is_some(),
+            settings: KeySettings::default(),
+            billing: crate::ledger::Billing::Prepaid,
         })
     }
 }
 
-/// `sk-sy-v1-` followed by 32 random bytes in lowercase hex.
-pub fn generate_key() -> SecretString {
+/// A fresh key of `kind` in the format of `kit::api_key` (256 random bits
+/// and a checksum).
+pub fn generate_key(kind: KeyKind) -> SecretString {
     let bytes: [u8; 32] = rand::random();
-    SecretString::from(format!("{KEY_PREFIX}{}", hex::encode(bytes)))
+    let prefix = match kind {
+        KeyKind::Inference => api_key::INFERENCE_PREFIX,
+        KeyKind::Management => api_key::MANAGEMENT_PREFIX,
+    };
+    SecretString::from(api_key::format_key(prefix, &bytes))
 }
 
 /// A fresh account id.
@@ -203,6 +378,19 @@ impl Pepper {
         mac.update(key_text.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
+
+    /// Whether `stored_hash` is the hash of `key_text`, compared in
+    /// constant time (the stored row was found by this hash, so this is
+    /// defence in depth against a lookup that matched loosely).
+    pub fn verify(&self, key_text: &str, stored_hash: &str) -> bool {
+        let Ok(expected) = hex::decode(stored_hash) else {
+            return false;
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.expose_secret().as_bytes())
+            .expect("HMAC accepts keys of any length");
+        mac.update(key_text.as_bytes());
+        mac.verify_slice(&expected).is_ok()
+    }
 }
 
 impl std::fmt::Debug for Pepper {
@@ -232,16 +420,15 @@ mod tests {
 
     #[test]
     fn generated_keys_have_the_documented_shape() {
-        let key = generate_key();
+        let key = generate_key(KeyKind::Inference);
         let text = key.expose_secret();
-        let hex_part = text.strip_prefix(KEY_PREFIX).unwrap();
-        assert_eq!(hex_part.len(), 64);
-        assert!(
-            hex_part
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        );
-        assert_ne!(text, generate_key().expose_secret());
+        let hex_part = text.strip_prefix(api_key::INFERENCE_PREFIX).unwrap();
+        assert_eq!(hex_part.len(), 72);
+        assert_eq!(api_key::shape(text), api_key::Shape::Valid);
+        assert_ne!(text, generate_key(KeyKind::Inference).expose_secret());
+        let mgmt = generate_key(KeyKind::Management);
+        assert!(mgmt.expose_secret().starts_with(api_key::MANAGEMENT_PREFIX));
+        assert_eq!(api_key::shape(mgmt.expose_secret()), api_key::Shape::Valid);
     }
 
     #[test]
@@ -256,6 +443,10 @@ mod tests {
         assert_eq!(a.hash("sk-sy-v1-x"), a.hash("sk-sy-v1-x"));
         assert_ne!(a.hash("sk-sy-v1-x"), b.hash("sk-sy-v1-x"));
         assert_eq!(a.hash("k").len(), 64);
+        assert!(a.verify("sk-sy-v1-x", &a.hash("sk-sy-v1-x")));
+        assert!(!a.verify("sk-sy-v1-y", &a.hash("sk-sy-v1-x")));
+        assert!(!b.verify("sk-sy-v1-x", &a.hash("sk-sy-v1-x")));
+        assert!(!a.verify("sk-sy-v1-x", "not hex"));
     }
 
     #[test]
@@ -265,6 +456,7 @@ mod tests {
         assert!(NewKey::parse(&"x".repeat(201), kind, "", None).is_err());
         assert!(NewKey::parse("ok", kind, "", Some("short")).is_err());
         assert!(NewKey::parse("ok", kind, "", Some("has a space in it!!")).is_err());
+        assert!(NewKey::parse("ok", kind, "", Some("sk-sy-v1-0123456789abcdefff")).is_err());
         let key = NewKey::parse("ok", kind, " ", Some("sk-dev-0123456789abcdef")).unwrap();
         assert!(key.imported && key.account_id.is_none());
     }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use switchyard_kit::{Shutdown, telemetry};
+use switchyard_usage_metering::ledger::Billing;
 use switchyard_usage_metering::{App, Config, KeyKind, Metering};
 
 #[derive(Parser)]
@@ -32,7 +33,37 @@ enum Command {
         /// Create a management key instead of an inference key.
         #[arg(long)]
         management: bool,
+        /// The new account is postpaid (metered, never refused for credit)
+        /// instead of prepaid.
+        #[arg(long)]
+        postpaid: bool,
     },
+    /// Create the first account: a management key, an inference key and,
+    /// optionally, credit. Prints both keys once.
+    Bootstrap {
+        #[arg(long, default_value = "admin")]
+        name: String,
+        /// Initial credit in USD (e.g. 25 or 0.50).
+        #[arg(long, default_value = "0")]
+        credits: String,
+        /// Postpaid: metered, never refused for credit.
+        #[arg(long)]
+        postpaid: bool,
+    },
+    /// Add credit to an account (idempotent per --idempotency-key).
+    TopUp {
+        #[arg(long)]
+        account: String,
+        /// USD, e.g. 10 or 2.50.
+        #[arg(long)]
+        amount: String,
+        #[arg(long)]
+        idempotency_key: String,
+        #[arg(long, default_value = "")]
+        memo: String,
+    },
+    /// Check the ledger invariants; exits non-zero on any violation.
+    CheckLedger,
 }
 
 #[tokio::main]
@@ -44,14 +75,30 @@ async fn main() -> ExitCode {
             tracing::info!("usage-metering migrated");
         }),
         None => serve(&cli.config).await,
-        Some(Command::CreateKey { name, management }) => {
+        Some(Command::CreateKey {
+            name,
+            management,
+            postpaid,
+        }) => {
             let kind = if management {
                 KeyKind::Management
             } else {
                 KeyKind::Inference
             };
-            create_key(&cli.config, &name, kind).await
+            create_key(&cli.config, &name, kind, billing(postpaid)).await
         }
+        Some(Command::Bootstrap {
+            name,
+            credits,
+            postpaid,
+        }) => bootstrap(&cli.config, &name, &credits, billing(postpaid)).await,
+        Some(Command::TopUp {
+            account,
+            amount,
+            idempotency_key,
+            memo,
+        }) => top_up(&cli.config, account, &amount, idempotency_key, memo).await,
+        Some(Command::CheckLedger) => check_ledger(&cli.config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,9 +116,91 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     app.run(shutdown).await
 }
 
-async fn create_key(config: &Config, name: &str, kind: KeyKind) -> anyhow::Result<()> {
+fn billing(postpaid: bool) -> Billing {
+    if postpaid {
+        Billing::Postpaid
+    } else {
+        Billing::Prepaid
+    }
+}
+
+fn usd(text: &str) -> anyhow::Result<i64> {
+    switchyard_kit::money::usd_to_nanos(text)
+        .ok_or_else(|| anyhow::anyhow!("{text:?} is not an amount of USD"))
+}
+
+async fn bootstrap(
+    config: &Config,
+    name: &str,
+    credits: &str,
+    billing: Billing,
+) -> anyhow::Result<()> {
+    let credits = usd(credits)?;
     let metering = Metering::open(config).await?;
-    let created = metering.ensure_key(name, kind, None).await?;
+    let (management, inference) = metering.bootstrap(name, billing, credits).await?;
+    eprintln!(
+        "account {} ({}), credit ${}",
+        management.key.account_id,
+        billing.as_str(),
+        switchyard_kit::money::nanos_to_usd(credits)
+    );
+    println!("management key: {}", management.key_text);
+    println!("inference key:  {}", inference.key_text);
+    Ok(())
+}
+
+async fn top_up(
+    config: &Config,
+    account: String,
+    amount: &str,
+    idempotency_key: String,
+    memo: String,
+) -> anyhow::Result<()> {
+    let metering = Metering::open(config).await?;
+    let response = metering
+        .post_transfer(switchyard_proto::metering::v1::PostTransferRequest {
+            account_id: account,
+            kind: switchyard_proto::metering::v1::TransferKind::TopUp.into(),
+            amount_nanos: usd(amount)?,
+            idempotency_key,
+            memo,
+        })
+        .await?;
+    println!(
+        "{} {}; balance ${}",
+        response.transfer_id,
+        if response.duplicate {
+            "was already posted"
+        } else {
+            "posted"
+        },
+        switchyard_kit::money::nanos_to_usd(response.balance_nanos)
+    );
+    Ok(())
+}
+
+async fn check_ledger(config: &Config) -> anyhow::Result<()> {
+    let metering = Metering::open(config).await?;
+    let check = metering.check_ledger().await?;
+    println!(
+        "{} transfers over {} ledger accounts; entries sum to {}",
+        check.transfers, check.accounts, check.entries_sum_nanos
+    );
+    for violation in &check.violations {
+        println!("VIOLATION: {violation}");
+    }
+    anyhow::ensure!(check.violations.is_empty(), "the ledger does not balance");
+    Ok(())
+}
+
+async fn create_key(
+    config: &Config,
+    name: &str,
+    kind: KeyKind,
+    billing: Billing,
+) -> anyhow::Result<()> {
+    let metering = Metering::open(config).await?;
+    let created = metering.ensure_key(name, kind, None, billing).await?;
     eprintln!(
         "account {}, key {} ({})",
         created.key.account_id, created.key.label, created.key.hash

@@ -70,6 +70,13 @@ pub struct UsageEvent {
     pub api_type: String,
     pub session_id: Option<String>,
     pub external_user: Option<String>,
+    /// The credit lease the request was admitted under ("" = none).
+    #[serde(default)]
+    pub lease_id: String,
+    #[serde(default)]
+    pub request_id: String,
+    #[serde(default)]
+    pub origin: Option<String>,
 }
 
 /// What a generation is charged (the shared rule in `kit::money`).
@@ -214,6 +221,9 @@ impl TryFrom<pb::UsageEvent> for UsageEvent {
             api_type: e.api_type,
             session_id: e.session_id,
             external_user: e.external_user,
+            lease_id: e.lease_id.chars().take(MAX_ID_CHARS).collect(),
+            request_id: e.request_id.chars().take(MAX_ID_CHARS).collect(),
+            origin: empty_to_none(e.origin),
         })
     }
 }
@@ -275,6 +285,9 @@ impl From<UsageEvent> for pb::UsageEvent {
             external_user: e.external_user,
             cache_write_tokens: e.cache_write_tokens,
             usage_estimated: e.usage_estimated,
+            lease_id: e.lease_id,
+            request_id: e.request_id,
+            origin: e.origin,
         }
     }
 }
@@ -352,11 +365,14 @@ mod tests {
         raw.completion_tokens = 0;
         assert_eq!(UsageEvent::try_from(raw).unwrap().cost(), Cost::default());
         let mut raw = event("0.00003", "0.00006");
-        raw.finish_reason = "error".into(); // failed after output: billed
-        assert_eq!(UsageEvent::try_from(raw).unwrap().cost().total, 1_590_000);
+        raw.finish_reason = "error".into(); // failed after output: insured
+        assert_eq!(UsageEvent::try_from(raw).unwrap().cost(), Cost::default());
         let mut raw = event("0.00003", "0.00006");
-        raw.completion_tokens = 0; // with a finish reason it is charged
-        assert_eq!(UsageEvent::try_from(raw).unwrap().cost().total, 1_110_000);
+        raw.completion_tokens = 0; // nothing generated: insured
+        assert_eq!(UsageEvent::try_from(raw).unwrap().cost(), Cost::default());
+        let mut raw = event("0.00003", "0.00006");
+        raw.finish_reason.clear(); // the client hung up after output
+        assert_eq!(UsageEvent::try_from(raw).unwrap().cost().total, 1_590_000);
     }
 
     #[test]

@@ -10,8 +10,21 @@ use chrono::{DateTime, Utc};
 use redb::{Database, ReadableTable, Table, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::{AccountChoice, KeyInsert, RecordOutcome, Store, UsageRecord};
-use crate::keys::ApiKey;
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use switchyard_proto::metering::v1 as pb;
+
+use super::{
+    AccountChoice, ActivityRows, DayRange, KeyInsert, ModelUsage, RecordOutcome, Store,
+    UsageRecord,
+};
+use crate::keys::{ApiKey, KeyPatch};
+use crate::ledger::{
+    self, AccountSummary, Billing, KeyDetails, KeyUsage, LeaseGrant, LeaseInputs, LeaseRequest,
+    LedgerCheck, PostOutcome, Transfer, TransferKind, Windows,
+};
+use crate::rollup::{AppCounters, PriceCounters, Rollups, UsageCounters};
 use crate::usage::Generation;
 
 const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
@@ -21,10 +34,160 @@ const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
 const GENERATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("generations");
 const SEQUENCES: TableDefinition<&str, u64> = TableDefinition::new("sequences");
 const APP_ID_SEQUENCE: &str = "app_id";
+const ENTRY_SEQUENCE: &str = "entry";
+/// Keys that were deleted: kept for the record, never authenticated.
+const DELETED_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("deleted_keys");
+/// key hash -> lifetime spend.
+const KEY_TOTALS: TableDefinition<&str, &[u8]> = TableDefinition::new("key_totals");
+/// ledger account id -> balance, nano-dollars.
+const BALANCES: TableDefinition<&str, i64> = TableDefinition::new("ledger_balances");
+const TRANSFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("transfers");
+/// sequence -> one leg (append-only).
+const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+const HOLDS: TableDefinition<&str, &[u8]> = TableDefinition::new("holds");
+/// "account|day|key|model|endpoint" -> counters.
+const USAGE_DAILY: TableDefinition<&str, &[u8]> = TableDefinition::new("usage_daily");
+/// "key|day" -> spend that day.
+const KEY_DAILY: TableDefinition<&str, i64> = TableDefinition::new("key_daily");
+/// "day|model" -> counters (all accounts).
+const MODEL_DAILY: TableDefinition<&str, &[u8]> = TableDefinition::new("model_daily");
+/// "day|app id|model" -> counters.
+const APP_DAILY: TableDefinition<&str, &[u8]> = TableDefinition::new("app_daily");
+/// "model|hour|endpoint" -> counters.
+const PRICE_HOURLY: TableDefinition<&str, &[u8]> = TableDefinition::new("price_hourly");
+
+const SEP: char = '\u{1f}';
+
+/// Accounts created before credits existed have no billing field: they
+/// stay postpaid, as the Postgres migration makes them.
+fn legacy_billing() -> Billing {
+    Billing::Postpaid
+}
 
 #[derive(Serialize, Deserialize)]
 struct StoredAccount {
     created_at: DateTime<Utc>,
+    #[serde(default = "legacy_billing")]
+    billing: Billing,
+}
+
+#[derive(Serialize, Deserialize, Default, Clone, Copy)]
+struct KeyTotal {
+    nanos: i64,
+    last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredTransfer {
+    transfer: Transfer,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredEntry {
+    transfer_id: String,
+    account: String,
+    amount_nanos: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredHold {
+    account_id: String,
+    key_hash: String,
+    holder: String,
+    amount_nanos: i64,
+    open: bool,
+    expires_at: DateTime<Utc>,
+}
+
+fn write_json<T: Serialize>(
+    table: &mut Table<&str, &[u8]>,
+    key: &str,
+    value: &T,
+) -> anyhow::Result<()> {
+    table.insert(key, serde_json::to_vec(value)?.as_slice())?;
+    Ok(())
+}
+
+/// Posts a transfer unless its id exists; returns whether it was posted.
+fn post(
+    transfers: &mut Table<&str, &[u8]>,
+    entries: &mut Table<u64, &[u8]>,
+    balances: &mut Table<&str, i64>,
+    sequences: &mut Table<&str, u64>,
+    transfer: &Transfer,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    if transfers.get(transfer.id.as_str())?.is_some() {
+        return Ok(false);
+    }
+    for (account, amount) in transfer.legs() {
+        let next = sequences.get(ENTRY_SEQUENCE)?.map_or(0, |v| v.value()) + 1;
+        sequences.insert(ENTRY_SEQUENCE, next)?;
+        let entry = StoredEntry {
+            transfer_id: transfer.id.clone(),
+            account: account.to_owned(),
+            amount_nanos: amount,
+        };
+        entries.insert(next, serde_json::to_vec(&entry)?.as_slice())?;
+        let balance = balances.get(account)?.map_or(0, |v| v.value());
+        balances.insert(account, balance + amount)?;
+    }
+    write_json(
+        transfers,
+        &transfer.id,
+        &StoredTransfer {
+            transfer: transfer.clone(),
+            created_at: now,
+        },
+    )?;
+    Ok(true)
+}
+
+fn day_key(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
+fn sum_key_days(
+    key_daily: &impl ReadableTable<&'static str, i64>,
+    hash: &str,
+    since: NaiveDate,
+    until: NaiveDate,
+) -> anyhow::Result<i64> {
+    let from = format!("{hash}{SEP}{}", day_key(since));
+    let to = format!("{hash}{SEP}{}", day_key(until));
+    let mut sum = 0;
+    for row in key_daily.range(from.as_str()..=to.as_str())? {
+        sum += row?.1.value();
+    }
+    Ok(sum)
+}
+
+fn key_usage(
+    totals: &impl ReadableTable<&'static str, &'static [u8]>,
+    key_daily: &impl ReadableTable<&'static str, i64>,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<KeyUsage> {
+    let w = Windows::at(now);
+    let total: KeyTotal = read_json(totals, hash)?.unwrap_or_default();
+    Ok(KeyUsage {
+        total: total.nanos,
+        daily: sum_key_days(key_daily, hash, w.today, w.today)?,
+        weekly: sum_key_days(key_daily, hash, w.week_start, w.today)?,
+        monthly: sum_key_days(key_daily, hash, w.month_start, w.today)?,
+        last_used_at: total.last_used_at,
+    })
+}
+
+fn add_json<T, F>(table: &mut Table<&str, &[u8]>, key: &str, add: F) -> anyhow::Result<()>
+where
+    T: Serialize + serde::de::DeserializeOwned + Default,
+    F: FnOnce(&mut T),
+{
+    let mut value: T = read_json(table, key)?.unwrap_or_default();
+    add(&mut value);
+    write_json(table, key, &value)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -59,6 +222,23 @@ impl EmbeddedStore {
             txn.open_table(APPS)?;
             txn.open_table(GENERATIONS)?;
             txn.open_table(SEQUENCES)?;
+            txn.open_table(DELETED_KEYS)?;
+            txn.open_table(KEY_TOTALS)?;
+            txn.open_table(TRANSFERS)?;
+            txn.open_table(ENTRIES)?;
+            txn.open_table(HOLDS)?;
+            txn.open_table(USAGE_DAILY)?;
+            txn.open_table(KEY_DAILY)?;
+            txn.open_table(MODEL_DAILY)?;
+            txn.open_table(APP_DAILY)?;
+            txn.open_table(PRICE_HOURLY)?;
+            let mut balances = txn.open_table(BALANCES)?;
+            for system in [ledger::FUNDING, ledger::REVENUE] {
+                if balances.get(system)?.is_none() {
+                    balances.insert(system, 0)?;
+                }
+            }
+            drop(balances);
             txn.commit()?;
             Ok(EmbeddedStore { db: Arc::new(db) })
         })
@@ -125,11 +305,16 @@ impl Store for EmbeddedStore {
                     return Ok(KeyInsert::AlreadyExists(existing));
                 }
                 match &account {
-                    AccountChoice::New(id) => {
+                    AccountChoice::New(id, billing) => {
                         let account = StoredAccount {
                             created_at: key.created_at,
+                            billing: *billing,
                         };
                         accounts.insert(id.as_str(), serde_json::to_vec(&account)?.as_slice())?;
+                        let mut balances = txn.open_table(BALANCES)?;
+                        if balances.get(id.as_str())?.is_none() {
+                            balances.insert(id.as_str(), 0)?;
+                        }
                     }
                     AccountChoice::Existing(id) => {
                         if accounts.get(id.as_str())?.is_none() {
@@ -163,6 +348,7 @@ impl Store for EmbeddedStore {
                 let mut generations = txn.open_table(GENERATIONS)?;
                 let mut apps = txn.open_table(APPS)?;
                 let mut sequences = txn.open_table(SEQUENCES)?;
+                let mut recorded = Vec::new();
                 for UsageRecord { event, cost } in records {
                     // Apps are upserted before the duplicate check, as in Postgres.
                     let app_id = match &event.http_referer {
@@ -181,13 +367,17 @@ impl Store for EmbeddedStore {
                     }
                     outcome.cost += cost.total;
                     let generation = Generation {
-                        event,
+                        event: event.clone(),
                         cost,
                         app_id,
                     };
                     generations.insert(id.as_str(), serde_json::to_vec(&generation)?.as_slice())?;
                     outcome.recorded += 1;
+                    recorded.push((UsageRecord { event, cost }, app_id));
                 }
+                drop((generations, apps, sequences));
+                let rollups = Rollups::of(recorded.iter().map(|(r, a)| (r, *a)));
+                apply_rollups(&txn, &rollups)?;
             }
             txn.commit()?;
             Ok(outcome)
@@ -208,4 +398,731 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+
+    async fn list_keys(
+        &self,
+        account_id: &str,
+        include_disabled: bool,
+        offset: u32,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<KeyDetails>> {
+        let account_id = account_id.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let keys = txn.open_table(KEYS)?;
+            let totals = txn.open_table(KEY_TOTALS)?;
+            let key_daily = txn.open_table(KEY_DAILY)?;
+            let mut found = Vec::new();
+            for row in keys.iter()? {
+                let key: ApiKey = serde_json::from_slice(row?.1.value())?;
+                if key.account_id == account_id && (include_disabled || !key.disabled) {
+                    found.push(key);
+                }
+            }
+            found.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.hash.cmp(&b.hash)));
+            found
+                .into_iter()
+                .skip(offset as usize)
+                .take(limit as usize)
+                .map(|key| {
+                    let usage = key_usage(&totals, &key_daily, &key.hash, now)?;
+                    Ok(KeyDetails { key, usage })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn key_details(
+        &self,
+        account_id: &str,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<KeyDetails>> {
+        let (account_id, hash) = (account_id.to_owned(), hash.to_owned());
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let key: Option<ApiKey> = read_json(&txn.open_table(KEYS)?, &hash)?;
+            let Some(key) = key.filter(|k| k.account_id == account_id) else {
+                return Ok(None);
+            };
+            let usage = key_usage(
+                &txn.open_table(KEY_TOTALS)?,
+                &txn.open_table(KEY_DAILY)?,
+                &hash,
+                now,
+            )?;
+            Ok(Some(KeyDetails { key, usage }))
+        })
+        .await
+    }
+
+    async fn update_key(
+        &self,
+        account_id: &str,
+        hash: &str,
+        patch: KeyPatch,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<ApiKey>> {
+        let (account_id, hash) = (account_id.to_owned(), hash.to_owned());
+        self.blocking(move |db| {
+            let txn = db.begin_write()?;
+            let updated = {
+                let mut keys = txn.open_table(KEYS)?;
+                let key: Option<ApiKey> = read_json(&keys, &hash)?;
+                match key.filter(|k| k.account_id == account_id) {
+                    Some(mut key) => {
+                        patch.apply(&mut key, now);
+                        write_json(&mut keys, &hash, &key)?;
+                        Some(key)
+                    }
+                    None => None,
+                }
+            };
+            txn.commit()?;
+            Ok(updated)
+        })
+        .await
+    }
+
+    async fn delete_key(
+        &self,
+        account_id: &str,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let (account_id, hash) = (account_id.to_owned(), hash.to_owned());
+        self.blocking(move |db| {
+            let txn = db.begin_write()?;
+            let deleted = {
+                let mut keys = txn.open_table(KEYS)?;
+                let key: Option<ApiKey> = read_json(&keys, &hash)?;
+                match key.filter(|k| k.account_id == account_id) {
+                    Some(mut key) => {
+                        keys.remove(hash.as_str())?;
+                        key.disabled = true;
+                        key.updated_at = Some(now);
+                        write_json(&mut txn.open_table(DELETED_KEYS)?, &hash, &key)?;
+                        true
+                    }
+                    None => false,
+                }
+            };
+            txn.commit()?;
+            Ok(deleted)
+        })
+        .await
+    }
+
+    async fn account(
+        &self,
+        account_id: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<AccountSummary>> {
+        let account_id = account_id.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let account: Option<StoredAccount> = read_json(&txn.open_table(ACCOUNTS)?, &account_id)?;
+            let Some(account) = account else {
+                return Ok(None);
+            };
+            let balance = txn
+                .open_table(BALANCES)?
+                .get(account_id.as_str())?
+                .map_or(0, |v| v.value());
+            let (mut credits, mut usage, mut refunds) = (0, 0, 0);
+            for row in txn.open_table(TRANSFERS)?.iter()? {
+                let stored: StoredTransfer = serde_json::from_slice(row?.1.value())?;
+                let t = stored.transfer;
+                if t.account_id != account_id {
+                    continue;
+                }
+                match t.kind {
+                    TransferKind::TopUp => credits += t.amount_nanos,
+                    TransferKind::Usage => usage += t.amount_nanos,
+                    TransferKind::Refund => refunds += t.amount_nanos,
+                }
+            }
+            let mut held = 0;
+            for row in txn.open_table(HOLDS)?.iter()? {
+                let hold: StoredHold = serde_json::from_slice(row?.1.value())?;
+                if hold.account_id == account_id && hold.open && hold.expires_at > now {
+                    held += hold.amount_nanos;
+                }
+            }
+            Ok(Some(AccountSummary {
+                account_id,
+                billing: account.billing,
+                balance_nanos: balance,
+                total_credits_nanos: credits,
+                total_usage_nanos: usage - refunds,
+                held_nanos: held,
+            }))
+        })
+        .await
+    }
+
+    async fn post_transfer(&self, transfer: Transfer) -> anyhow::Result<PostOutcome> {
+        self.blocking(move |db| {
+            let txn = db.begin_write()?;
+            let outcome = {
+                if txn
+                    .open_table(ACCOUNTS)?
+                    .get(transfer.account_id.as_str())?
+                    .is_none()
+                {
+                    return Ok(PostOutcome::AccountNotFound);
+                }
+                let mut balances = txn.open_table(BALANCES)?;
+                let posted = post(
+                    &mut txn.open_table(TRANSFERS)?,
+                    &mut txn.open_table(ENTRIES)?,
+                    &mut balances,
+                    &mut txn.open_table(SEQUENCES)?,
+                    &transfer,
+                    Utc::now(),
+                )?;
+                let balance_nanos = balances
+                    .get(transfer.account_id.as_str())?
+                    .map_or(0, |v| v.value());
+                if posted {
+                    PostOutcome::Posted { balance_nanos }
+                } else {
+                    PostOutcome::Duplicate { balance_nanos }
+                }
+            };
+            txn.commit()?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn check_ledger(&self) -> anyhow::Result<LedgerCheck> {
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let mut check = LedgerCheck::default();
+            let mut per_transfer: BTreeMap<String, i64> = BTreeMap::new();
+            let mut per_account: BTreeMap<String, i64> = BTreeMap::new();
+            for row in txn.open_table(ENTRIES)?.iter()? {
+                let entry: StoredEntry = serde_json::from_slice(row?.1.value())?;
+                check.entries_sum_nanos += entry.amount_nanos;
+                *per_transfer.entry(entry.transfer_id).or_default() += entry.amount_nanos;
+                *per_account.entry(entry.account).or_default() += entry.amount_nanos;
+            }
+            if check.entries_sum_nanos != 0 {
+                check
+                    .violations
+                    .push(format!("entries sum to {} nanos, not 0", check.entries_sum_nanos));
+            }
+            for (id, sum) in &per_transfer {
+                if *sum != 0 {
+                    check.violations.push(format!("transfer {id} does not sum to 0"));
+                }
+            }
+            for row in txn.open_table(BALANCES)?.iter()? {
+                let (id, balance) = row?;
+                check.accounts += 1;
+                let entries = per_account.get(id.value()).copied().unwrap_or(0);
+                if balance.value() != entries {
+                    check.violations.push(format!(
+                        "account {}: balance {} but entries sum to {entries}",
+                        id.value(),
+                        balance.value()
+                    ));
+                }
+            }
+            let transfers = txn.open_table(TRANSFERS)?;
+            let mut usage_debits: BTreeMap<String, i64> = BTreeMap::new();
+            for row in transfers.iter()? {
+                let stored: StoredTransfer = serde_json::from_slice(row?.1.value())?;
+                check.transfers += 1;
+                if stored.transfer.kind == TransferKind::Usage {
+                    usage_debits.insert(stored.transfer.id, stored.transfer.amount_nanos);
+                }
+            }
+            for row in txn.open_table(GENERATIONS)?.iter()? {
+                let generation: Generation = serde_json::from_slice(row?.1.value())?;
+                let id = format!("usage:{}", generation.event.generation_id);
+                let debit = usage_debits.remove(&id);
+                let cost = generation.cost.total;
+                let ok = if cost > 0 { debit == Some(cost) } else { debit.is_none() };
+                if !ok {
+                    check.violations.push(format!(
+                        "generation {} costs {cost} but its usage debit is {debit:?}",
+                        generation.event.generation_id
+                    ));
+                }
+            }
+            for id in usage_debits.keys() {
+                check.violations.push(format!("usage transfer {id} has no generation"));
+            }
+            let stale_before = Utc::now() - chrono::Duration::minutes(5);
+            let mut stale = 0;
+            for row in txn.open_table(HOLDS)?.iter()? {
+                let hold: StoredHold = serde_json::from_slice(row?.1.value())?;
+                if hold.open && hold.expires_at < stale_before {
+                    stale += 1;
+                }
+            }
+            if stale > 0 {
+                check
+                    .violations
+                    .push(format!("{stale} holds open long past their expiry"));
+            }
+            Ok(check)
+        })
+        .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        request: LeaseRequest,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<LeaseGrant>> {
+        self.blocking(move |db| {
+            // redb has one writer at a time: the whole decision is serial.
+            let txn = db.begin_write()?;
+            let grant = {
+                let account: Option<StoredAccount> =
+                    read_json(&txn.open_table(ACCOUNTS)?, &request.account_id)?;
+                let Some(account) = account else {
+                    return Ok(None);
+                };
+                let key: Option<ApiKey> = read_json(&txn.open_table(KEYS)?, &request.key_hash)?;
+                let Some(key) = key.filter(|k| k.account_id == request.account_id) else {
+                    return Ok(None);
+                };
+                if !key.is_active(now) {
+                    return Ok(None);
+                }
+                let balance = txn
+                    .open_table(BALANCES)?
+                    .get(request.account_id.as_str())?
+                    .map_or(0, |v| v.value());
+                let mut holds = txn.open_table(HOLDS)?;
+                let (mut account_held, mut key_held) = (0, 0);
+                let mut existing = None;
+                for row in holds.iter()? {
+                    let (id, value) = row?;
+                    let hold: StoredHold = serde_json::from_slice(value.value())?;
+                    if !hold.open || hold.expires_at <= now || hold.account_id != request.account_id
+                    {
+                        continue;
+                    }
+                    account_held += hold.amount_nanos;
+                    if hold.key_hash == request.key_hash {
+                        key_held += hold.amount_nanos;
+                        if request.lease_id.as_deref() == Some(id.value()) {
+                            existing = Some((id.value().to_owned(), hold));
+                        }
+                    }
+                }
+                let window_usage = match key.settings.limit_reset {
+                    _ if key.settings.limit_nanos.is_none() => 0,
+                    reset => {
+                        let usage = key_usage(
+                            &txn.open_table(KEY_TOTALS)?,
+                            &txn.open_table(KEY_DAILY)?,
+                            &key.hash,
+                            now,
+                        )?;
+                        usage.in_window(reset)
+                    }
+                };
+                let decision = ledger::decide_lease(LeaseInputs {
+                    billing: account.billing,
+                    balance_nanos: balance,
+                    account_held_nanos: account_held,
+                    key_limit_nanos: key.settings.limit_nanos,
+                    key_window_usage_nanos: window_usage,
+                    key_held_nanos: key_held,
+                    want_nanos: request.want_nanos,
+                });
+                let expires_at = now + ledger::LEASE_TTL;
+                if decision.unlimited {
+                    LeaseGrant {
+                        lease_id: String::new(),
+                        decision,
+                        expires_at,
+                    }
+                } else {
+                    let (lease_id, hold) = match existing {
+                        Some((id, mut hold)) => {
+                            hold.amount_nanos += decision.granted_nanos;
+                            hold.expires_at = expires_at;
+                            (id, hold)
+                        }
+                        None => (
+                            ledger::new_lease_id(),
+                            StoredHold {
+                                account_id: request.account_id.clone(),
+                                key_hash: request.key_hash.clone(),
+                                holder: request.holder.clone(),
+                                amount_nanos: decision.granted_nanos,
+                                open: true,
+                                expires_at,
+                            },
+                        ),
+                    };
+                    write_json(&mut holds, &lease_id, &hold)?;
+                    LeaseGrant {
+                        lease_id,
+                        decision,
+                        expires_at,
+                    }
+                }
+            };
+            txn.commit()?;
+            Ok(Some(grant))
+        })
+        .await
+    }
+
+    async fn release_lease(&self, lease_id: &str) -> anyhow::Result<i64> {
+        let lease_id = lease_id.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_write()?;
+            let released = {
+                let mut holds = txn.open_table(HOLDS)?;
+                let hold: Option<StoredHold> = read_json(&holds, &lease_id)?;
+                match hold.filter(|h| h.open) {
+                    Some(mut hold) => {
+                        let amount = hold.amount_nanos;
+                        hold.open = false;
+                        hold.amount_nanos = 0;
+                        write_json(&mut holds, &lease_id, &hold)?;
+                        amount
+                    }
+                    None => 0,
+                }
+            };
+            txn.commit()?;
+            Ok(released)
+        })
+        .await
+    }
+
+    async fn expire_holds(&self, now: DateTime<Utc>) -> anyhow::Result<u64> {
+        self.blocking(move |db| {
+            let txn = db.begin_write()?;
+            let mut expired = 0;
+            {
+                let mut holds = txn.open_table(HOLDS)?;
+                let mut stale = Vec::new();
+                for row in holds.iter()? {
+                    let (id, value) = row?;
+                    let hold: StoredHold = serde_json::from_slice(value.value())?;
+                    if hold.open && hold.expires_at <= now {
+                        stale.push((id.value().to_owned(), hold));
+                    }
+                }
+                for (id, mut hold) in stale {
+                    hold.open = false;
+                    hold.amount_nanos = 0;
+                    write_json(&mut holds, &id, &hold)?;
+                    expired += 1;
+                }
+            }
+            txn.commit()?;
+            Ok(expired)
+        })
+        .await
+    }
+
+    async fn activity(
+        &self,
+        account_id: &str,
+        days: DayRange,
+        key_hash: Option<&str>,
+    ) -> anyhow::Result<ActivityRows> {
+        let (account_id, key_hash) = (account_id.to_owned(), key_hash.map(str::to_owned));
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(USAGE_DAILY)?;
+            let from = format!("{account_id}{SEP}{}", day_key(days.first));
+            let to = format!("{account_id}{SEP}{}{SEP}\u{7f}", day_key(days.last));
+            let mut grouped: BTreeMap<(String, String, String), UsageCounters> = BTreeMap::new();
+            for row in table.range(from.as_str()..=to.as_str())? {
+                let (key, value) = row?;
+                let parts: Vec<&str> = key.value().split(SEP).collect();
+                let [_, day, key, model, endpoint] = parts[..] else {
+                    continue;
+                };
+                if key_hash.as_deref().is_some_and(|k| k != key) {
+                    continue;
+                }
+                let counters: UsageCounters = serde_json::from_slice(value.value())?;
+                grouped
+                    .entry((day.to_owned(), model.to_owned(), endpoint.to_owned()))
+                    .or_default()
+                    .add(&counters);
+            }
+            Ok(grouped
+                .into_iter()
+                .map(|((date, model, endpoint_id), c)| pb::ActivityRow {
+                    date,
+                    model,
+                    endpoint_id,
+                    provider_name: c.provider_name,
+                    requests: c.requests,
+                    prompt_tokens: c.prompt_tokens,
+                    completion_tokens: c.completion_tokens,
+                    reasoning_tokens: c.reasoning_tokens,
+                    cached_tokens: c.cached_tokens,
+                    usage_nanos: c.usage_nanos,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn model_usage(
+        &self,
+        model: &str,
+        days: DayRange,
+        month: DayRange,
+        prices_since: DateTime<Utc>,
+    ) -> anyhow::Result<ModelUsage> {
+        let model = model.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let mut daily = Vec::new();
+            let model_daily = txn.open_table(MODEL_DAILY)?;
+            let from = day_key(days.first);
+            let to = format!("{}{SEP}\u{7f}", day_key(days.last));
+            for row in model_daily.range(from.as_str()..=to.as_str())? {
+                let (key, value) = row?;
+                let Some((day, row_model)) = key.value().split_once(SEP) else {
+                    continue;
+                };
+                if row_model != model {
+                    continue;
+                }
+                let c: UsageCounters = serde_json::from_slice(value.value())?;
+                daily.push(pb::DailyModelTokens {
+                    date: day.to_owned(),
+                    requests: c.requests,
+                    prompt_tokens: c.prompt_tokens,
+                    completion_tokens: c.completion_tokens,
+                    reasoning_tokens: c.reasoning_tokens,
+                    cached_tokens: c.cached_tokens,
+                });
+            }
+            let mut top_apps = app_usage(&txn, month, Some(&model))?;
+            top_apps.truncate(20);
+            let mut prices = Vec::new();
+            let table = txn.open_table(PRICE_HOURLY)?;
+            let from = format!("{model}{SEP}{}", hour_key(prices_since));
+            let to = format!("{model}{SEP}\u{7f}");
+            for row in table.range(from.as_str()..=to.as_str())? {
+                let (key, value) = row?;
+                let parts: Vec<&str> = key.value().split(SEP).collect();
+                let [_, hour, endpoint] = parts[..] else {
+                    continue;
+                };
+                let c: PriceCounters = serde_json::from_slice(value.value())?;
+                let hour_ms = DateTime::parse_from_rfc3339(hour)?.timestamp_millis();
+                prices.push(pb::EffectivePrice {
+                    hour_ms,
+                    provider_name: c.provider_name,
+                    endpoint_id: endpoint.to_owned(),
+                    requests: c.requests,
+                    prompt_tokens: c.prompt_tokens,
+                    completion_tokens: c.completion_tokens,
+                    cached_tokens: c.cached_tokens,
+                    prompt_cost_nanos: c.prompt_cost_nanos,
+                    completion_cost_nanos: c.completion_cost_nanos,
+                });
+            }
+            Ok(ModelUsage {
+                daily,
+                top_apps,
+                prices,
+            })
+        })
+        .await
+    }
+
+    async fn rankings(&self, days: DayRange) -> anyhow::Result<Vec<pb::ModelDayTokens>> {
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(MODEL_DAILY)?;
+            let from = day_key(days.first);
+            let to = format!("{}{SEP}\u{7f}", day_key(days.last));
+            let mut rows = Vec::new();
+            for row in table.range(from.as_str()..=to.as_str())? {
+                let (key, value) = row?;
+                let Some((day, model)) = key.value().split_once(SEP) else {
+                    continue;
+                };
+                let c: UsageCounters = serde_json::from_slice(value.value())?;
+                rows.push(pb::ModelDayTokens {
+                    date: day.to_owned(),
+                    model: model.to_owned(),
+                    prompt_tokens: c.prompt_tokens,
+                    completion_tokens: c.completion_tokens,
+                    reasoning_tokens: c.reasoning_tokens,
+                    requests: c.requests,
+                });
+            }
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn app_rankings(
+        &self,
+        days: DayRange,
+        model: Option<&str>,
+    ) -> anyhow::Result<Vec<pb::AppUsage>> {
+        let model = model.map(str::to_owned);
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let mut apps = app_usage(&txn, days, model.as_deref())?;
+            apps.truncate(1000);
+            Ok(apps)
+        })
+        .await
+    }
+}
+
+fn hour_key(hour: DateTime<Utc>) -> String {
+    hour.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Apps by tokens over `days`, optionally for one model, best first.
+fn app_usage(
+    txn: &redb::ReadTransaction,
+    days: DayRange,
+    model: Option<&str>,
+) -> anyhow::Result<Vec<pb::AppUsage>> {
+    let table = txn.open_table(APP_DAILY)?;
+    let from = day_key(days.first);
+    let to = format!("{}{SEP}\u{7f}", day_key(days.last));
+    let mut by_app: BTreeMap<i64, AppCounters> = BTreeMap::new();
+    for row in table.range(from.as_str()..=to.as_str())? {
+        let (key, value) = row?;
+        let parts: Vec<&str> = key.value().split(SEP).collect();
+        let [_, app_id, row_model] = parts[..] else {
+            continue;
+        };
+        if model.is_some_and(|m| m != row_model) {
+            continue;
+        }
+        let c: AppCounters = serde_json::from_slice(value.value())?;
+        let total = by_app.entry(app_id.parse()?).or_default();
+        total.requests += c.requests;
+        total.tokens += c.tokens;
+    }
+    // Titles and referers live in the apps table, keyed by referer.
+    let mut names: BTreeMap<i64, (String, Option<String>)> = BTreeMap::new();
+    for row in txn.open_table(APPS)?.iter()? {
+        let (referer, value) = row?;
+        let app: StoredApp = serde_json::from_slice(value.value())?;
+        if by_app.contains_key(&app.id) {
+            names.insert(app.id, (referer.value().to_owned(), app.title));
+        }
+    }
+    let mut apps: Vec<pb::AppUsage> = by_app
+        .into_iter()
+        .map(|(app_id, c)| {
+            let (http_referer, title) = names.remove(&app_id).unwrap_or_default();
+            pb::AppUsage {
+                app_id,
+                title: title.unwrap_or_default(),
+                http_referer,
+                requests: c.requests,
+                tokens: c.tokens,
+            }
+        })
+        .collect();
+    apps.sort_by(|a, b| b.tokens.cmp(&a.tokens).then(a.app_id.cmp(&b.app_id)));
+    Ok(apps)
+}
+
+/// Posts a recorded batch's debits, draws its holds down and adds its
+/// rollups, inside the batch's write transaction.
+fn apply_rollups(txn: &redb::WriteTransaction, r: &Rollups) -> anyhow::Result<()> {
+    let now = Utc::now();
+    {
+        let mut transfers = txn.open_table(TRANSFERS)?;
+        let mut entries = txn.open_table(ENTRIES)?;
+        let mut balances = txn.open_table(BALANCES)?;
+        let mut sequences = txn.open_table(SEQUENCES)?;
+        for debit in &r.debits {
+            post(
+                &mut transfers,
+                &mut entries,
+                &mut balances,
+                &mut sequences,
+                debit,
+                now,
+            )?;
+        }
+    }
+    {
+        let mut holds = txn.open_table(HOLDS)?;
+        for (lease_id, amount) in &r.hold_draws {
+            let hold: Option<StoredHold> = read_json(&holds, lease_id)?;
+            if let Some(mut hold) = hold.filter(|h| h.open) {
+                hold.amount_nanos = (hold.amount_nanos - amount).max(0);
+                write_json(&mut holds, lease_id, &hold)?;
+            }
+        }
+    }
+    {
+        let mut totals = txn.open_table(KEY_TOTALS)?;
+        let mut key_daily = txn.open_table(KEY_DAILY)?;
+        for (hash, spend) in &r.key_spend {
+            let mut total: KeyTotal = read_json(&totals, hash)?.unwrap_or_default();
+            total.nanos += spend.nanos;
+            total.last_used_at = total.last_used_at.max(Some(spend.last_used_at));
+            write_json(&mut totals, hash, &total)?;
+        }
+        for (k, c) in &r.usage_daily {
+            let key = format!("{}{SEP}{}", k.key_hash, day_key(k.day));
+            let day = key_daily.get(key.as_str())?.map_or(0, |v| v.value());
+            key_daily.insert(key.as_str(), day + c.usage_nanos)?;
+        }
+    }
+    {
+        let mut usage_daily = txn.open_table(USAGE_DAILY)?;
+        let mut model_daily = txn.open_table(MODEL_DAILY)?;
+        for (k, c) in &r.usage_daily {
+            let key = [
+                k.account_id.as_str(),
+                &day_key(k.day),
+                &k.key_hash,
+                &k.model,
+                &k.endpoint_id,
+            ]
+            .join(&SEP.to_string());
+            add_json(&mut usage_daily, &key, |v: &mut UsageCounters| v.add(c))?;
+            let key = format!("{}{SEP}{}", day_key(k.day), k.model);
+            add_json(&mut model_daily, &key, |v: &mut UsageCounters| {
+                let mut c = c.clone();
+                c.provider_name.clear();
+                v.add(&c)
+            })?;
+        }
+    }
+    {
+        let mut app_daily = txn.open_table(APP_DAILY)?;
+        for (k, c) in &r.app_daily {
+            let key = format!("{}{SEP}{}{SEP}{}", day_key(k.day), k.app_id, k.model);
+            add_json(&mut app_daily, &key, |v: &mut AppCounters| {
+                v.requests += c.requests;
+                v.tokens += c.tokens;
+            })?;
+        }
+    }
+    {
+        let mut prices = txn.open_table(PRICE_HOURLY)?;
+        for (k, c) in &r.price_hourly {
+            let key = format!("{}{SEP}{}{SEP}{}", k.model, hour_key(k.hour), k.endpoint_id);
+            add_json(&mut prices, &key, |v: &mut PriceCounters| v.add(c))?;
+        }
+    }
+    Ok(())
 }
