@@ -64,6 +64,7 @@ async fn bad_requests_get_the_right_status_and_no_usage_record() {
             "admin",
             switchyard_usage_metering::KeyKind::Management,
             None,
+            switchyard_usage_metering::ledger::Billing::Postpaid,
         )
         .await
         .unwrap()

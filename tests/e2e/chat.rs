@@ -287,7 +287,12 @@ async fn generations_are_private_to_their_account() {
     wait_for_generation(&stack, &id).await;
     let other = stack
         .metering
-        .ensure_key("other", switchyard_usage_metering::KeyKind::Inference, None)
+        .ensure_key(
+            "other",
+            switchyard_usage_metering::KeyKind::Inference,
+            None,
+            switchyard_usage_metering::ledger::Billing::Postpaid,
+        )
         .await
         .unwrap()
         .key_text;

@@ -208,11 +208,28 @@ impl Stack {
         metering_config.grpc_addr = metering.grpc_addr();
         let metering_url = format!("http://{}", metering.grpc_addr());
         let metering_handle = metering.metering().clone();
-        let key = metering_handle
-            .ensure_key("e2e", switchyard_usage_metering::KeyKind::Inference, None)
+        // A prepaid account with ample credit: every request goes through
+        // admission and the credit lease, as a customer's would.
+        let created = metering_handle
+            .ensure_key(
+                "e2e",
+                switchyard_usage_metering::KeyKind::Inference,
+                None,
+                switchyard_usage_metering::ledger::Billing::Prepaid,
+            )
             .await
-            .expect("key")
-            .key_text;
+            .expect("key");
+        metering_handle
+            .post_transfer(switchyard_proto::metering::v1::PostTransferRequest {
+                account_id: created.key.account_id.clone(),
+                kind: switchyard_proto::metering::v1::TransferKind::TopUp.into(),
+                amount_nanos: 1_000 * 1_000_000_000,
+                idempotency_key: "e2e-credit".into(),
+                memo: String::new(),
+            })
+            .await
+            .expect("credit");
+        let key = created.key_text;
         let metering_shutdown = shutdown.child();
         let metering_task = Some((
             metering_shutdown.clone(),

@@ -198,13 +198,13 @@ async fn ensure_dev_key(
     match existing.filter(|k| !k.is_empty()) {
         Some(key) => {
             metering
-                .ensure_key("development", KeyKind::Inference, Some(&key))
+                .ensure_key("development", KeyKind::Inference, Some(&key), switchyard_usage_metering::ledger::Billing::Postpaid)
                 .await?;
             Ok(key)
         }
         None => {
             let created = metering
-                .ensure_key("development", KeyKind::Inference, None)
+                .ensure_key("development", KeyKind::Inference, None, switchyard_usage_metering::ledger::Billing::Postpaid)
                 .await?;
             write_private(&path, &created.key_text)?;
             Ok(created.key_text)

@@ -409,7 +409,12 @@ impl Metering {
             first: crate::ledger::Windows::at(now).month_start,
             last: today,
         };
-        let since = now - chrono::Duration::hours(24);
+        // Whole hours: the bucket holding "24 hours ago" is in.
+        let since = chrono::DurationRound::duration_trunc(
+            now - chrono::Duration::hours(24),
+            chrono::TimeDelta::hours(1),
+        )
+        .unwrap_or(now);
         Ok(self
             .store
             .model_usage(&request.model, range, month, since)

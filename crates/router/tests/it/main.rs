@@ -72,6 +72,7 @@ async fn router_binary_serves_traffic_and_drains_on_sigterm() {
             "router-bin",
             switchyard_usage_metering::KeyKind::Inference,
             None,
+            switchyard_usage_metering::ledger::Billing::Postpaid,
         )
         .await
         .unwrap()

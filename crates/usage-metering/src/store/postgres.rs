@@ -237,6 +237,16 @@ async fn insert_transfers(
     .bind(&memos)
     .fetch_all(&mut *conn)
     .await?;
+    // Usage of an account metering has never seen is still recorded (a
+    // billable fact); its ledger account appears with it.
+    sqlx::query(
+        "INSERT INTO metering.ledger_accounts (id, kind)
+         SELECT DISTINCT id, 'customer' FROM UNNEST($1::text[]) AS t(id) ORDER BY id
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&accounts)
+    .execute(&mut *conn)
+    .await?;
     let posted: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
     let (mut leg_transfer, mut leg_account, mut leg_amount) = (Vec::new(), Vec::new(), Vec::new());
     for transfer in transfers.iter().filter(|t| posted.contains(t.id.as_str())) {

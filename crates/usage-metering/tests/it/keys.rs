@@ -20,12 +20,12 @@ const DEV_KEY: &str = "sk-dev-0123456789abcdef";
 
 async fn created_keys_authenticate(metering: Metering) {
     let created = metering
-        .ensure_key("laptop", KeyKind::Inference, None)
+        .ensure_key("laptop", KeyKind::Inference, None, switchyard_usage_metering::ledger::Billing::Prepaid)
         .await
         .unwrap();
     let text = &created.key_text;
     assert!(
-        text.starts_with("sk-sy-v1-") && text.len() == 9 + 64,
+        text.starts_with("sk-sy-v1-") && text.len() == 9 + 72,
         "{text}"
     );
     assert_eq!(
@@ -46,7 +46,7 @@ async fn created_keys_authenticate(metering: Metering) {
     assert_eq!(found.kind, KeyKind::Inference);
 
     let other = metering
-        .ensure_key("ops", KeyKind::Management, None)
+        .ensure_key("ops", KeyKind::Management, None, switchyard_usage_metering::ledger::Billing::Prepaid)
         .await
         .unwrap();
     assert_ne!(
@@ -66,7 +66,7 @@ async fn created_keys_authenticate(metering: Metering) {
 
 async fn unknown_keys_are_absent(metering: Metering) {
     let created = metering
-        .ensure_key("k", KeyKind::Inference, None)
+        .ensure_key("k", KeyKind::Inference, None, switchyard_usage_metering::ledger::Billing::Prepaid)
         .await
         .unwrap();
     let mut wrong = created.key_text.clone();
@@ -79,12 +79,12 @@ async fn unknown_keys_are_absent(metering: Metering) {
 
 async fn importing_the_same_key_twice_returns_the_existing_key(metering: Metering) {
     let first = metering
-        .ensure_key("dev", KeyKind::Inference, Some(DEV_KEY))
+        .ensure_key("dev", KeyKind::Inference, Some(DEV_KEY), switchyard_usage_metering::ledger::Billing::Prepaid)
         .await
         .unwrap();
     assert_eq!(first.key_text, DEV_KEY);
     let second = metering
-        .ensure_key("dev again", KeyKind::Management, Some(DEV_KEY))
+        .ensure_key("dev again", KeyKind::Management, Some(DEV_KEY), switchyard_usage_metering::ledger::Billing::Prepaid)
         .await
         .unwrap();
     assert_eq!(second.key, first.key, "the existing key, unchanged");
@@ -96,7 +96,7 @@ async fn importing_the_same_key_twice_returns_the_existing_key(metering: Meterin
 
 async fn keys_can_join_an_existing_account(metering: Metering) {
     let first = metering
-        .ensure_key("one", KeyKind::Inference, None)
+        .ensure_key("one", KeyKind::Inference, None, switchyard_usage_metering::ledger::Billing::Prepaid)
         .await
         .unwrap();
     let account = &first.key.account_id;
@@ -118,7 +118,7 @@ async fn bad_key_requests_are_rejected(metering: Metering) {
         ("ok", Some("too-short")),
     ] {
         let err = metering
-            .ensure_key(name, KeyKind::Inference, import)
+            .ensure_key(name, KeyKind::Inference, import, switchyard_usage_metering::ledger::Billing::Prepaid)
             .await
             .unwrap_err();
         let err = err
@@ -135,7 +135,7 @@ async fn embedded_pepper_is_generated_once_and_kept_private() {
     let created = {
         let metering = Metering::open(&config).await.unwrap();
         metering
-            .ensure_key("k", KeyKind::Inference, None)
+            .ensure_key("k", KeyKind::Inference, None, switchyard_usage_metering::ledger::Billing::Prepaid)
             .await
             .unwrap()
     };
@@ -168,7 +168,7 @@ async fn postgres_reopens_with_its_keys_and_keeps_migrations_in_its_schema() {
     let created = {
         let metering = Metering::open(&config).await.unwrap();
         metering
-            .ensure_key("k", KeyKind::Inference, Some(DEV_KEY))
+            .ensure_key("k", KeyKind::Inference, Some(DEV_KEY), switchyard_usage_metering::ledger::Billing::Prepaid)
             .await
             .unwrap()
     };

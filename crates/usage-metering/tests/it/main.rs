@@ -3,6 +3,7 @@
 
 mod grpc;
 mod keys;
+mod ledger;
 mod metrics;
 mod support;
 mod usage;

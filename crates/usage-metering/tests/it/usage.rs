@@ -160,7 +160,9 @@ async fn empty_or_errored_generations_are_free(metering: Metering) {
         .await
         .unwrap();
 
-    for id in ["gen-empty", "gen-error"] {
+    // Nothing generated, or the request ended in an error (also after
+    // partial output): zero-completion insurance, nothing charged.
+    for id in ["gen-empty", "gen-error", "gen-cut", "gen-stop"] {
         let g = generation(&metering, id, "acct-1").await;
         assert_eq!(
             (
@@ -168,7 +170,8 @@ async fn empty_or_errored_generations_are_free(metering: Metering) {
                 g.completion_cost_nanos,
                 g.total_cost_nanos
             ),
-            (0, 0, 0)
+            (0, 0, 0),
+            "{id}"
         );
         assert_eq!(
             g.event.unwrap().prompt_tokens,
@@ -176,20 +179,9 @@ async fn empty_or_errored_generations_are_free(metering: Metering) {
             "the row is still recorded"
         );
     }
-    // Output delivered before a failure is billed like any other.
-    assert_eq!(
-        generation(&metering, "gen-cut", "acct-1")
-            .await
-            .total_cost_nanos,
-        1_590_000
-    );
-    // A finish reason means the provider answered: the prompt is charged.
-    assert_eq!(
-        generation(&metering, "gen-stop", "acct-1")
-            .await
-            .total_cost_nanos,
-        1_110_000
-    );
+    let check = metering.check_ledger().await.unwrap();
+    assert!(check.violations.is_empty(), "{:?}", check.violations);
+    assert_eq!(check.transfers, 0, "free generations post no debit");
 }
 
 async fn generations_are_visible_only_to_their_account(metering: Metering) {
