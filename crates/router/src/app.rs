@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use crate::auth::KeyCache;
 use crate::catalog_view::CatalogView;
 use crate::config::Config;
+use crate::credits::Credits;
 use crate::engine::{Engine, Timeouts};
 use crate::grpc_api::RouterGrpc;
 use crate::http::{self, AppState};
@@ -53,6 +54,7 @@ pub struct App {
     stats: Stats,
     background: Shutdown,
     usage_task: tokio::task::JoinHandle<()>,
+    credits: Credits,
     drain: Duration,
 }
 
@@ -91,12 +93,14 @@ impl App {
             background.clone(),
             metrics.clone(),
         )?;
+        let credits = Credits::new(peers.metering.clone(), config.credit_lease_nanos()?);
         let engine = Engine::new(
             catalog,
             peers.adapter.clone(),
             stats.clone(),
             perf,
             usage,
+            credits.clone(),
             Timeouts {
                 first_token: Duration::from_millis(config.first_token_timeout_ms as u64),
                 reasoning_first_token: Duration::from_millis(
@@ -127,6 +131,7 @@ impl App {
             stats,
             background,
             usage_task,
+            credits,
             drain: Duration::from_secs(config.drain_secs),
         })
     }
@@ -192,6 +197,8 @@ impl App {
         self.state.engine.drain(Duration::from_secs(5)).await;
         self.background.trigger();
         let _ = self.usage_task.await;
+        // Usage is delivered (or journaled): give the credit leases back.
+        self.credits.release_all().await;
         Ok(())
     }
 }

@@ -83,9 +83,36 @@ pub struct Config {
     /// OTLP/gRPC collector for traces (e.g. http://otel-collector:4317).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// Credit each router reserves per key at a time (USD): the most a key
+    /// can overspend if this router dies holding it.
+    #[arg(long, env = "SWITCHYARD_CREDIT_LEASE_USD", default_value = "1")]
+    pub credit_lease_usd: String,
+    /// Requests per minute per key when the key sets none (0 = no limit).
+    #[arg(long, env = "SWITCHYARD_DEFAULT_RATE_LIMIT_RPM", default_value_t = 0)]
+    pub default_rate_limit_rpm: u32,
+    /// How many router replicas share the rate limits; each enforces
+    /// limit / replicas on its own while Redis is unreachable.
+    #[arg(long, env = "SWITCHYARD_ROUTER_REPLICAS", default_value_t = 1)]
+    pub replicas: u32,
+    /// Stop admitting requests when undelivered usage on disk exceeds this
+    /// many bytes (they could not be billed).
+    #[arg(long, env = "SWITCHYARD_USAGE_JOURNAL_MAX_BYTES", default_value_t = 1 << 30)]
+    pub usage_journal_max_bytes: u64,
 }
 
 impl Config {
+    /// The credit lease size in nano-dollars.
+    pub fn credit_lease_nanos(&self) -> anyhow::Result<i64> {
+        switchyard_kit::money::usd_to_nanos(&self.credit_lease_usd)
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "SWITCHYARD_CREDIT_LEASE_USD must be a positive amount of USD, got {:?}",
+                    self.credit_lease_usd
+                )
+            })
+    }
+
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs(self.keepalive_secs.max(1))
     }
@@ -109,6 +136,10 @@ impl Config {
             drain_secs: 30,
             log_format: LogFormat::Text,
             otlp_endpoint: None,
+            credit_lease_usd: "1".into(),
+            default_rate_limit_rpm: 0,
+            replicas: 1,
+            usage_journal_max_bytes: 1 << 30,
         }
     }
 

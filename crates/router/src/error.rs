@@ -79,6 +79,29 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
+    #[error("Insufficient credits: this request may cost up to ${:.6} and ${:.6} is available. Add credits to continue.",
+            switchyard_kit::money::nanos_to_usd(*.required_nanos), switchyard_kit::money::nanos_to_usd(*.available_nanos))]
+    InsufficientCredits {
+        required_nanos: i64,
+        available_nanos: i64,
+    },
+    #[error("Key limit exceeded: this request may cost up to ${:.6} and the key has ${:.6} left in its limit. Raise the key's limit or wait for it to reset.",
+            switchyard_kit::money::nanos_to_usd(*.required_nanos), switchyard_kit::money::nanos_to_usd(*.available_nanos))]
+    KeyLimitExceeded {
+        required_nanos: i64,
+        available_nanos: i64,
+    },
+    #[error("Rate limit exceeded: {limit} requests per minute for this key; retry after {} s", .retry_after_ms.div_ceil(1000))]
+    RateLimited {
+        limit: u32,
+        retry_after_ms: u64,
+        /// Unix milliseconds when a request would be admitted again.
+        reset_at_ms: u64,
+    },
+    #[error("This endpoint requires a management key")]
+    ManagementKeyRequired,
+    #[error("Key not found")]
+    KeyNotFound,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -90,11 +113,18 @@ impl ServiceError for ApiError {
             ApiError::MissingKey | ApiError::InvalidKey | ApiError::KeyDisabled => {
                 ErrorKind::Unauthenticated
             }
-            ApiError::ManagementKey => ErrorKind::PermissionDenied,
+            ApiError::ManagementKey | ApiError::ManagementKeyRequired => {
+                ErrorKind::PermissionDenied
+            }
             ApiError::UnknownModel(_)
             | ApiError::GenerationNotFound(_)
             | ApiError::RouteNotFound
+            | ApiError::KeyNotFound
             | ApiError::NoEndpoints(_) => ErrorKind::NotFound,
+            ApiError::InsufficientCredits { .. } | ApiError::KeyLimitExceeded { .. } => {
+                ErrorKind::PaymentRequired
+            }
+            ApiError::RateLimited { .. } => ErrorKind::RateLimited,
             ApiError::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
             ApiError::ContextTooLong { .. } => ErrorKind::InvalidArgument,
             ApiError::RateLimitedUpstream { .. } => ErrorKind::RateLimited,
@@ -167,11 +197,16 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "invalid_request",
             ApiError::MissingKey | ApiError::InvalidKey | ApiError::KeyDisabled => "authentication",
-            ApiError::ManagementKey => "permission_denied",
+            ApiError::ManagementKey | ApiError::ManagementKeyRequired => "permission_denied",
             ApiError::UnknownModel(_)
             | ApiError::GenerationNotFound(_)
             | ApiError::RouteNotFound
+            | ApiError::KeyNotFound
             | ApiError::NoEndpoints(_) => "not_found",
+            ApiError::InsufficientCredits { .. } | ApiError::KeyLimitExceeded { .. } => {
+                "payment_required"
+            }
+            ApiError::RateLimited { .. } => "rate_limit_exceeded",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::ContextTooLong { .. } => "context_length_exceeded",
             ApiError::RateLimitedUpstream { .. } => "rate_limit_exceeded",
@@ -185,6 +220,7 @@ impl ApiError {
         match self {
             ApiError::Upstream { last, .. } => last.retry_after_ms.map(|ms| ms.div_ceil(1000)),
             ApiError::RateLimitedUpstream { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::RateLimited { retry_after_ms, .. } => Some(retry_after_ms.div_ceil(1000)),
             ApiError::Unavailable(_) => Some(1),
             _ => None,
         }
@@ -218,6 +254,33 @@ impl ApiError {
                     serde_json::json!({"provider": a.provider, "code": a.status, "status": a.status})
                 })
                 .collect();
+        }
+        match self {
+            ApiError::InsufficientCredits {
+                required_nanos,
+                available_nanos,
+            }
+            | ApiError::KeyLimitExceeded {
+                required_nanos,
+                available_nanos,
+            } => {
+                metadata["required"] = switchyard_kit::money::nanos_to_usd(*required_nanos).into();
+                metadata["available"] = switchyard_kit::money::nanos_to_usd(*available_nanos).into();
+                metadata["reason"] = match self {
+                    ApiError::KeyLimitExceeded { .. } => "key_limit",
+                    _ => "insufficient_credits",
+                }
+                .into();
+            }
+            ApiError::RateLimited {
+                limit,
+                retry_after_ms,
+                ..
+            } => {
+                metadata["limit"] = (*limit).into();
+                metadata["retry_after_seconds"] = retry_after_ms.div_ceil(1000).into();
+            }
+            _ => {}
         }
         let mut body = serde_json::json!({
             "error": {

@@ -94,6 +94,7 @@ impl RouterGrpc {
                 app_title: body.app_title,
                 user_agent: Some("grpc".into()),
                 session_id: body.session_id,
+                origin: None,
             },
             received_at,
             api_type: "completions",

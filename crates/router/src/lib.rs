@@ -10,6 +10,7 @@ pub mod app;
 pub mod auth;
 pub mod catalog_view;
 pub mod config;
+pub mod credits;
 pub mod engine;
 pub mod error;
 pub mod grpc_api;

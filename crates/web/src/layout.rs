@@ -114,12 +114,13 @@ tfoot td,tfoot th{border-top:2px solid var(--border);border-bottom:0;font-weight
 .chart{margin:0}
 .chart-svg{display:block;width:100%;height:auto;overflow:visible}
 .chart-svg text{fill:var(--muted);font-size:12px;font-family:inherit}
+.chart-svg.wide text{font-size:10.5px}
 .chart-svg .axis-title{font-size:11.5px;font-weight:650}
 .chart-svg .grid{stroke:var(--border)}
 .chart-svg .axis{stroke:var(--field)}
 .chart-svg .pt{stroke:var(--card);stroke-width:1}
 .chart-svg .ref{stroke:var(--ref);stroke-width:3;stroke-linecap:round}
-@media (max-width:600px){.chart-svg text{font-size:16px}.chart-svg .axis-title{font-size:15px}}
+@media (max-width:600px){.chart-svg text,.chart-svg .axis-title{font-size:19px}.chart-svg.wide text,.chart-svg.wide .axis-title{font-size:28px}.chart-svg .minor{display:none}}
 .legend{display:flex;flex-wrap:wrap;gap:4px 16px;list-style:none;margin:8px 0 0;padding:0;font-size:13px;color:var(--muted)}
 .legend li{display:flex;align-items:center;gap:6px}
 .swatch{display:inline-block;flex:none;width:14px;height:10px;border-radius:3px;background:var(--c)}
@@ -162,9 +163,9 @@ input,select{font:inherit;font-size:14px;width:100%;padding:7px 10px;border:1px 
 .model-list{list-style:none;margin:0;padding:0;display:flex;flex-direction:column;gap:12px}
 .model-card{background:var(--card);border:1px solid var(--border);border-radius:14px;padding:16px 18px}
 .model-card:hover{border-color:var(--accent)}
-.model-card h2{font-size:17px;margin:0}
-.model-card h2 a{color:var(--fg);text-decoration:none}
-.model-card h2 a:hover{text-decoration:underline}
+.model-card h3{font-size:17px;margin:0}
+.model-card h3 a{color:var(--fg);text-decoration:none}
+.model-card h3 a:hover{text-decoration:underline}
 .model-card .mid{font-size:13px;color:var(--muted)}
 .model-card .desc{color:var(--muted);font-size:14px;margin:6px 0 10px;display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden}
 .stats{display:flex;flex-wrap:wrap;gap:4px 18px;list-style:none;margin:0;padding:0;font-size:13px;color:var(--muted)}
@@ -178,7 +179,7 @@ input,select{font:inherit;font-size:14px;width:100%;padding:7px 10px;border:1px 
 .links{display:flex;flex-wrap:wrap;gap:8px 18px;list-style:none;padding:0;margin:8px 0 0}
 .not-found{text-align:center;padding:64px 16px}
 @media (max-width:860px){.index-layout,.grid-2{grid-template-columns:minmax(0,1fr)}.filters{position:static}}
-@media (max-width:600px){main{padding:14px 12px 40px}.section{padding:16px 14px;border-radius:12px}h1{font-size:24px}.site-header nav{padding:8px 12px}.uptime-row{grid-template-columns:minmax(0,1fr) auto}.uptime-row .bars{grid-column:1/-1;grid-row:2}.facts{grid-template-columns:repeat(2,minmax(0,1fr))}}
+@media (max-width:600px){main{padding:14px 12px 40px}.brand{font-size:16px}.nav-links a{padding:6px 8px}.facts dd{font-size:15px}.section{padding:16px 14px;border-radius:12px}h1{font-size:24px}.site-header nav{padding:8px 12px}.uptime-row{grid-template-columns:minmax(0,1fr) auto}.uptime-row .bars{grid-column:1/-1;grid-row:2}.facts{grid-template-columns:repeat(2,minmax(0,1fr))}}
 "#;
 
 /// Progressive enhancement only: copy buttons, code tabs (all blocks show without JS) and instant narrowing of

@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::catalog_view::{CatalogView, EndpointRoute};
+use crate::credits::{self, Credits, Reservation};
 use crate::error::{ApiError, AttemptFailure, attempt_status};
 use crate::metrics::{RouterMetrics, kind_label};
 use crate::routing::budget::RetryBudget;
@@ -64,6 +65,7 @@ pub struct Attribution {
     pub app_title: Option<String>,
     pub user_agent: Option<String>,
     pub session_id: Option<String>,
+    pub origin: Option<String>,
 }
 
 /// One chat completion to run.
@@ -137,6 +139,7 @@ struct EngineInner {
     adapter: ProviderAdapterServiceClient<InternalChannel>,
     stats: Stats,
     usage: UsageSink,
+    credits: Credits,
     health: Arc<Health>,
     perf: PerfView,
     budget: RetryBudget,
@@ -162,6 +165,7 @@ impl Engine {
         stats: Stats,
         perf: PerfView,
         usage: UsageSink,
+        credits: Credits,
         timeouts: Timeouts,
         metrics: RouterMetrics,
     ) -> Engine {
@@ -174,6 +178,7 @@ impl Engine {
                 adapter,
                 stats,
                 usage,
+                credits,
                 health: Arc::new(Health::default()),
                 perf,
                 budget: RetryBudget::default(),
@@ -254,6 +259,27 @@ impl Engine {
             now,
         };
         let groups = select::plan(&job.models, &cx);
+        // Admission: reserve the worst case over every endpoint that might
+        // serve (402 if the credit or the key's limit cannot cover it).
+        let worst = groups
+            .iter()
+            .filter_map(|g| g.candidates.as_ref().ok())
+            .flatten()
+            .map(|c| credits::worst_case(&c.endpoint, needs.prompt_tokens, needs.max_tokens))
+            .max();
+        let mut reservation = match worst {
+            Some(worst) => Some(
+                inner
+                    .credits
+                    .admit(
+                        &job.attribution.account_id,
+                        &job.attribution.key_hash,
+                        worst,
+                    )
+                    .await?,
+            ),
+            None => None,
+        };
         let deadline = job.received_at + inner.timeouts.total;
         let mut failures: Vec<AttemptFailure> = Vec::new();
         let mut last_error: Option<ApiError> = None;
@@ -309,7 +335,14 @@ impl Engine {
                         let key = sticky_key.filter(|_| {
                             primary.as_deref() == Some(candidate.model.model.id.as_str())
                         });
-                        return Ok(self.commit(job, candidate, opened, trail, key));
+                        return Ok(self.commit(
+                            job,
+                            candidate,
+                            opened,
+                            trail,
+                            key,
+                            reservation.take(),
+                        ));
                     }
                     Err(failure) => {
                         let (outcome, signal) = classify(&failure);
@@ -496,6 +529,7 @@ impl Engine {
         opened: Opened,
         attempts: Vec<AttemptFailure>,
         sticky: Option<StickyKey>,
+        reservation: Option<Reservation>,
     ) -> Committed {
         let (tx, rx) = mpsc::channel(64);
         let endpoint = candidate.endpoint;
@@ -522,6 +556,7 @@ impl Engine {
                 health: self.inner.health.clone(),
                 sticky: sticky.map(|key| (self.inner.sticky.clone(), key)),
                 metrics: self.inner.metrics.clone(),
+                reservation,
             })
             .instrument(tracing::Span::current()),
         );

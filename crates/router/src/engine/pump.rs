@@ -15,6 +15,7 @@ use tokio_stream::StreamExt;
 
 use super::{Event, Job, Opened, Summary};
 use crate::catalog_view::EndpointRoute;
+use crate::credits::Reservation;
 use crate::error::{AttemptFailure, upstream_error_type, upstream_kind};
 use crate::metrics::RouterMetrics;
 use crate::routing::health::{Health, Signal, State};
@@ -34,6 +35,7 @@ pub(super) struct Pump {
     pub tx: mpsc::Sender<Event>,
     pub stats: Stats,
     pub usage: UsageSink,
+    pub reservation: Option<Reservation>,
 }
 
 #[derive(Default)]
@@ -93,6 +95,7 @@ struct Books {
     tx: mpsc::Sender<Event>,
     stats: Stats,
     usage: UsageSink,
+    reservation: Option<Reservation>,
 }
 
 pub(super) async fn run(p: Pump) {
@@ -108,6 +111,7 @@ pub(super) async fn run(p: Pump) {
         tx,
         stats,
         usage,
+        reservation,
     } = p;
     let Opened {
         mut stream,
@@ -128,6 +132,7 @@ pub(super) async fn run(p: Pump) {
         tx,
         stats,
         usage,
+        reservation,
     };
     let mut tally = Tally::default();
     for event in buffered {
@@ -235,6 +240,7 @@ async fn settle(books: Books, tally: Tally, ended_at: Instant) {
         tx,
         stats,
         usage,
+        reservation,
     } = books;
     let tokens = tally.usage.unwrap_or_else(|| TokenUsage {
         prompt_tokens: crate::routing::needs::estimate_prompt_tokens(&job.request),
@@ -305,6 +311,13 @@ async fn settle(books: Books, tally: Tally, ended_at: Instant) {
         sticky.succeeded(key, &endpoint, tokens.cached_tokens > 0, now);
     }
 
+    let lease_id = reservation
+        .as_ref()
+        .map(|r| r.lease_id().to_owned())
+        .unwrap_or_default();
+    if let Some(reservation) = reservation {
+        reservation.settle(charge.total);
+    }
     let attribution = job.attribution;
     usage.submit(UsageEvent {
         generation_id: job.generation_id,
@@ -347,6 +360,9 @@ async fn settle(books: Books, tally: Tally, ended_at: Instant) {
         api_type: job.api_type.to_owned(),
         session_id: attribution.session_id,
         external_user: job.request.user.clone(),
+        lease_id,
+        request_id: String::new(),
+        origin: attribution.origin,
     });
     // Last, once usage is handed over (so a shutdown right after the
     // client's final byte cannot race it); sent after an in-band error too,

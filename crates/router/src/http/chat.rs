@@ -112,6 +112,7 @@ pub fn attribution(
         session_id: body_session
             .or_else(|| header(headers, "x-session-id"))
             .map(|s| s.chars().take(256).collect()),
+        origin: header(headers, "origin"),
     }
 }
 

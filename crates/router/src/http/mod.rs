@@ -67,6 +67,15 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert("retry-after", HeaderValue::from(secs));
         }
+        if let ApiError::RateLimited {
+            limit, reset_at_ms, ..
+        } = &self
+        {
+            let headers = response.headers_mut();
+            headers.insert("x-ratelimit-limit", HeaderValue::from(*limit));
+            headers.insert("x-ratelimit-remaining", HeaderValue::from(0));
+            headers.insert("x-ratelimit-reset", HeaderValue::from(*reset_at_ms));
+        }
         response
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Plot, Scale, Swatch, Unit, colour, empty_state, finite, legend, open_svg, truncate, value_axis, x_label};
+use super::{Scale, Size, Swatch, Unit, colour, empty_state, finite, legend, open_svg, truncate, value_axis, x_label};
 use crate::html::Esc;
 
 /// One colour of bars: a value per category, plus optional reference values drawn as markers (e.g. list price).
@@ -41,14 +41,21 @@ fn bar_count(categories: &[String], series: &[BarSeries], skip_zero: bool) -> us
 
 /// Bars stacked per category (e.g. prompt, completion and reasoning tokens per day). Empty state when nothing
 /// is positive.
-pub(crate) fn stacked_bars(label: &str, unit: Unit, categories: &[String], series: &[BarSeries], empty_detail: &str) -> String {
+pub(crate) fn stacked_bars(
+    label: &str,
+    unit: Unit,
+    categories: &[String],
+    series: &[BarSeries],
+    size: Size,
+    empty_detail: &str,
+) -> String {
     let total = |c: usize| series.iter().filter_map(|s| s.value(c)).sum::<f64>();
     let max_total = (0..categories.len()).map(total).fold(0.0, f64::max);
     let count = bar_count(categories, series, true);
     if count == 0 || max_total <= 0.0 {
         return empty_state(label, empty_detail);
     }
-    let plot = Plot::standard();
+    let plot = size.plot();
     let scale = Scale::nice(0.0, max_total);
     let slot = plot.width() / categories.len() as f64;
     let bar_width = (slot * 0.72).max(1.0);
@@ -56,7 +63,7 @@ pub(crate) fn stacked_bars(label: &str, unit: Unit, categories: &[String], serie
 
     let mut out = String::with_capacity(2048 + count * 170);
     out.push_str(r#"<figure class="chart">"#);
-    open_svg(&mut out, &format!("{label} ({} categories)", categories.len()), count, super::HEIGHT);
+    open_svg(&mut out, size, &format!("{label} ({} categories)", categories.len()), count);
     value_axis(&mut out, &plot, &scale, unit);
     for (c, category) in categories.iter().enumerate() {
         let x = plot.left + slot * c as f64 + (slot - bar_width) / 2.0;
@@ -77,7 +84,7 @@ pub(crate) fn stacked_bars(label: &str, unit: Unit, categories: &[String], serie
             base += v;
         }
         if c % every == 0 {
-            x_label(&mut out, &plot, x + bar_width / 2.0, &truncate(category, 10));
+            x_label(&mut out, &plot, x + bar_width / 2.0, &truncate(category, 10), (c / every) % 2 == 1);
         }
     }
     out.push_str("</svg>");
@@ -95,6 +102,7 @@ pub(crate) fn grouped_bars(
     categories: &[String],
     series: &[BarSeries],
     reference_name: Option<&str>,
+    size: Size,
     empty_detail: &str,
 ) -> String {
     let count = bar_count(categories, series, false);
@@ -105,17 +113,17 @@ pub(crate) fn grouped_bars(
         .flat_map(|c| series.iter().flat_map(move |s| [s.value(c), s.reference(c)]))
         .flatten()
         .fold(0.0, f64::max);
-    let plot = Plot::standard();
+    let plot = size.plot();
     let scale = Scale::nice(0.0, max);
     let slot = plot.width() / categories.len() as f64;
     let group_width = slot * 0.78;
     let bar_width = (group_width / series.len().max(1) as f64).max(1.0);
     let every = label_step(categories.len());
-    let label_chars = ((slot / 7.5) as usize).clamp(4, 18);
+    let label_chars = ((slot / 9.5) as usize).clamp(4, 18);
 
     let mut out = String::with_capacity(2048 + count * 200);
     out.push_str(r#"<figure class="chart">"#);
-    open_svg(&mut out, &format!("{label} ({} categories)", categories.len()), count, super::HEIGHT);
+    open_svg(&mut out, size, &format!("{label} ({} categories)", categories.len()), count);
     value_axis(&mut out, &plot, &scale, unit);
     let mut any_reference = false;
     for (c, category) in categories.iter().enumerate() {
@@ -152,7 +160,7 @@ pub(crate) fn grouped_bars(
             }
         }
         if c % every == 0 {
-            x_label(&mut out, &plot, group_left + group_width / 2.0, &truncate(category, label_chars));
+            x_label(&mut out, &plot, group_left + group_width / 2.0, &truncate(category, label_chars), false);
         }
     }
     out.push_str("</svg>");
@@ -179,7 +187,7 @@ mod tests {
             BarSeries::new("Prompt", vec![Some(1e9), Some(2e9), Some(0.0)]),
             BarSeries::new("Completion", vec![Some(5e8), None, Some(3e6)]),
         ];
-        let html = stacked_bars("Tokens per day", Unit::Tokens, &days(3), &series, "");
+        let html = stacked_bars("Tokens per day", Unit::Tokens, &days(3), &series, Size::Normal, "");
         assert!(html.contains(r#"data-points="4""#), "{html}");
         assert_eq!(html.matches("<rect").count(), 4);
         assert!(html.contains("Jun 1 · Prompt: 1B tokens (total 1.5B tokens)"));
@@ -189,16 +197,17 @@ mod tests {
     #[test]
     fn stacked_all_zero_is_empty() {
         let series = vec![BarSeries::new("Prompt", vec![Some(0.0), Some(0.0)])];
-        assert!(stacked_bars("Tokens", Unit::Tokens, &days(2), &series, "").contains(r#"data-empty="true""#));
-        assert!(stacked_bars("Tokens", Unit::Tokens, &[], &[], "").contains("No traffic yet"));
+        assert!(stacked_bars("Tokens", Unit::Tokens, &days(2), &series, Size::Normal, "").contains(r#"data-empty="true""#));
+        assert!(stacked_bars("Tokens", Unit::Tokens, &[], &[], Size::Wide, "").contains("No traffic yet"));
     }
 
     #[test]
     fn stacked_thins_labels_for_many_days() {
         let series = vec![BarSeries::new("Tokens", (0..30).map(|d| Some(d as f64 + 1.0)).collect())];
-        let html = stacked_bars("Tokens", Unit::Tokens, &days(30), &series, "");
+        let html = stacked_bars("Tokens", Unit::Tokens, &days(30), &series, Size::Wide, "");
         assert!(html.contains(r#"data-points="30""#));
         assert!(html.contains(">Jun 1<") && !html.contains(">Jun 2<"));
+        assert!(html.contains(r#"class="minor" x="#) && html.contains("wide"));
     }
 
     #[test]
@@ -207,7 +216,7 @@ mod tests {
         input.reference = vec![Some(0.5), Some(0.6)];
         let output = BarSeries::new("Output", vec![Some(1.5), Some(1.8)]);
         let categories = vec!["DeepInfra".to_owned(), "A very long provider name".to_owned()];
-        let html = grouped_bars("Effective price", Unit::UsdPerM, &categories, &[input, output], Some("List price"), "");
+        let html = grouped_bars("Effective price", Unit::UsdPerM, &categories, &[input, output], Some("List price"), Size::Normal, "");
         assert!(html.contains(r#"data-points="3""#));
         assert_eq!(html.matches("<rect").count(), 3);
         assert_eq!(html.matches(r#"<line class="ref""#).count(), 2);
@@ -217,7 +226,7 @@ mod tests {
 
     #[test]
     fn grouped_with_only_missing_values_is_empty() {
-        let html = grouped_bars("Price", Unit::UsdPerM, &["A".to_owned()], &[BarSeries::new("Input", vec![None])], None, "x");
+        let html = grouped_bars("Price", Unit::UsdPerM, &["A".to_owned()], &[BarSeries::new("Input", vec![None])], None, Size::Normal, "x");
         assert!(html.contains(r#"data-empty="true""#));
     }
 }

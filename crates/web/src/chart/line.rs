@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Plot, Scale, Swatch, Unit, colour, empty_state, finite, legend, open_svg, value_axis, x_label};
+use super::{Scale, Size, Swatch, Unit, colour, empty_state, finite, legend, open_svg, value_axis, x_label};
 use crate::format;
 use crate::html::Esc;
 
@@ -22,6 +22,7 @@ pub(crate) struct LineOptions {
     pub zero_based: bool,
     /// The axis spans at least this much, so 99.9% vs 100% is not drawn as a cliff.
     pub min_span: f64,
+    pub size: Size,
 }
 
 /// Candidate spacings for time ticks, seconds.
@@ -53,18 +54,18 @@ pub(crate) fn line_chart(label: &str, unit: Unit, series: &[LineSeries<'_>], opt
         lo = v_max - options.min_span;
     }
     let scale = Scale::nice(lo, v_max);
-    let plot = Plot::standard();
+    let plot = options.size.plot();
     let x = |t: i64| plot.left + (t - t_min) as f64 / (t_max - t_min) as f64 * plot.width();
 
     let mut out = String::with_capacity(2048 + count * 160);
     out.push_str(r#"<figure class="chart">"#);
-    open_svg(&mut out, &format!("{label} ({count} values)"), count, super::HEIGHT);
+    open_svg(&mut out, options.size, &format!("{label} ({count} values)"), count);
     value_axis(&mut out, &plot, &scale, unit);
     if single_time {
-        x_label(&mut out, &plot, x(t_min + 1800), &format::date_time(t_min + 1800));
+        x_label(&mut out, &plot, x(t_min + 1800), &format::date_time(t_min + 1800), false);
     } else {
         for tick in time_ticks(t_min, t_max) {
-            x_label(&mut out, &plot, x(tick.0), &tick.1);
+            x_label(&mut out, &plot, x(tick.0), &tick.1, false);
         }
     }
     for (i, s) in series.iter().enumerate() {
@@ -81,6 +82,8 @@ pub(crate) fn line_chart(label: &str, unit: Unit, series: &[LineSeries<'_>], opt
             }
             let _ = write!(out, r#""{dash}/>"#);
         }
+        // Many points: smaller dots, so the line stays readable (each still carries its tooltip).
+        let dense = points.len() > 30;
         for (k, &(t, v)) in points.iter().enumerate() {
             let Some(v) = finite(v) else { continue };
             let alone = !(k > 0 && finite(points[k - 1].1).is_some() || points.get(k + 1).is_some_and(|p| finite(p.1).is_some()));
@@ -89,7 +92,13 @@ pub(crate) fn line_chart(label: &str, unit: Unit, series: &[LineSeries<'_>], opt
                 r#"<circle class="pt" cx="{:.1}" cy="{:.1}" r="{}"><title>{} · {}: {}</title></circle>"#,
                 x(t),
                 scale.y(&plot, v),
-                if alone { 3.5 } else { 2.5 },
+                if alone {
+                    3.5
+                } else if dense {
+                    1.6
+                } else {
+                    2.5
+                },
                 Esc(s.name),
                 format::date_time(t),
                 Esc(&unit.value(v))
@@ -105,12 +114,19 @@ pub(crate) fn line_chart(label: &str, unit: Unit, series: &[LineSeries<'_>], opt
     out
 }
 
-/// Ticks on round UTC times, at most six, labelled by time of day or by date.
+/// Ticks on round UTC times, at most six. Daily ticks show the date; hourly ticks show the time, and the date
+/// at midnight when the chart spans more than a day.
 fn time_ticks(t_min: i64, t_max: i64) -> Vec<(i64, String)> {
     let span = t_max - t_min;
     let step = TIME_STEPS.into_iter().find(|step| span / step <= 5).unwrap_or(span.max(1));
     let first = t_min.div_euclid(step) * step + if t_min.rem_euclid(step) == 0 { 0 } else { step };
-    let label = |t: i64| if step >= 86_400 { format::short_date(t) } else { format::hour_minute(t) };
+    let label = |t: i64| {
+        if step >= 86_400 || (span > 86_400 && t.rem_euclid(86_400) == 0) {
+            format::short_date(t)
+        } else {
+            format::hour_minute(t)
+        }
+    };
     let mut ticks: Vec<(i64, String)> = (0..).map(|k| first + k * step).take_while(|t| *t <= t_max).map(|t| (t, label(t))).collect();
     if ticks.is_empty() {
         ticks.push((t_min, label(t_min)));
@@ -137,7 +153,7 @@ mod tests {
             LineSeries { name: "Alpha", points: &a, dashed: false },
             LineSeries { name: "Beta <b>", points: &b, dashed: true },
         ];
-        let html = line_chart("Latency", Unit::Millis, &series, LineOptions { zero_based: true, min_span: 0.0 }, "");
+        let html = line_chart("Latency", Unit::Millis, &series, LineOptions { zero_based: true, ..LineOptions::default() }, "");
         assert_eq!(points_attr(&html), 7);
         assert_eq!(html.matches("<circle").count(), 7);
         // Alpha splits into two runs (hours 0–1 and 3–5); Beta's points are both isolated.
@@ -171,7 +187,7 @@ mod tests {
     #[test]
     fn percent_axis_keeps_a_minimum_span() {
         let p = vec![(T0, Some(99.9)), (T0 + 3600, Some(100.0))];
-        let html = line_chart("Availability", Unit::Percent, &[LineSeries { name: "A", points: &p, dashed: false }], LineOptions { zero_based: false, min_span: 5.0 }, "");
+        let html = line_chart("Availability", Unit::Percent, &[LineSeries { name: "A", points: &p, dashed: false }], LineOptions { min_span: 5.0, ..LineOptions::default() }, "");
         assert!(html.contains(">95%<") && html.contains(">100%<"), "{html}");
     }
 
@@ -182,5 +198,7 @@ mod tests {
         assert!(ticks.iter().all(|(t, _)| t % 3600 == 0));
         let days = time_ticks(T0, T0 + 30 * 86_400);
         assert!(days.iter().all(|(_, l)| l.contains(' ')), "{days:?}");
+        let two_days = time_ticks(T0 + 600, T0 + 47 * 3600);
+        assert!(two_days.iter().any(|(_, l)| l == "Jun 2") && two_days.iter().any(|(_, l)| l == "12:00"), "{two_days:?}");
     }
 }

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 
 pub(crate) use bars::{BarSeries, grouped_bars, stacked_bars};
 pub(crate) use line::{LineOptions, LineSeries, line_chart};
+
 pub(crate) use status::{StatusBand, hourly_slots, status_bars};
 
 use crate::format;
@@ -68,14 +69,50 @@ impl Unit {
     }
 }
 
-/// The chart canvas in viewBox units; the plot area sits inside the margins.
-const WIDTH: f64 = 560.0;
-const HEIGHT: f64 = 240.0;
-const MARGIN_LEFT: f64 = 70.0;
-const MARGIN_RIGHT: f64 = 20.0;
-const MARGIN_TOP: f64 = 26.0;
-const MARGIN_BOTTOM: f64 = 30.0;
+/// How much room a chart gets. Both scale to their container; a wide chart has a wider canvas so its text stays
+/// the same size when it spans a whole section, and larger text on phones (see the stylesheet).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Size {
+    /// Half a section on a laptop (two charts side by side), a full row on a phone.
+    #[default]
+    Normal,
+    /// A whole section.
+    Wide,
+}
 
+impl Size {
+    fn width(self) -> f64 {
+        match self {
+            Size::Normal => 560.0,
+            Size::Wide => 840.0,
+        }
+    }
+
+    fn height(self) -> f64 {
+        match self {
+            Size::Normal => 250.0,
+            Size::Wide => 290.0,
+        }
+    }
+
+    /// The plot area inside the margins, which leave room for tick labels at phone sizes.
+    fn plot(self) -> Plot {
+        let (left, top, bottom) = match self {
+            Size::Normal => (70.0, 32.0, 32.0),
+            Size::Wide => (96.0, 44.0, 42.0),
+        };
+        Plot { left, right: self.width() - 20.0, top, bottom: self.height() - bottom }
+    }
+
+    fn class(self) -> &'static str {
+        match self {
+            Size::Normal => "chart-svg",
+            Size::Wide => "chart-svg wide",
+        }
+    }
+}
+
+/// The plot area in viewBox units.
 #[derive(Debug, Clone, Copy)]
 struct Plot {
     left: f64,
@@ -85,10 +122,6 @@ struct Plot {
 }
 
 impl Plot {
-    fn standard() -> Self {
-        Plot { left: MARGIN_LEFT, right: WIDTH - MARGIN_RIGHT, top: MARGIN_TOP, bottom: HEIGHT - MARGIN_BOTTOM }
-    }
-
     fn width(&self) -> f64 {
         self.right - self.left
     }
@@ -151,26 +184,28 @@ fn nice_step(raw: f64) -> f64 {
 }
 
 /// Opens the `<svg>` root. `points` is the number of data values drawn (`data-points`).
-fn open_svg(out: &mut String, label: &str, points: usize, height: f64) {
+fn open_svg(out: &mut String, size: Size, label: &str, points: usize) {
     let _ = write!(
         out,
-        r#"<svg class="chart-svg" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{}" data-points="{points}">"#,
+        r#"<svg class="{}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" role="img" aria-label="{}" data-points="{points}">"#,
+        size.class(),
+        size.width(),
+        size.height(),
         Esc(label)
     );
 }
 
 /// Horizontal grid lines with tick labels, and the unit title above the axis.
 fn value_axis(out: &mut String, plot: &Plot, scale: &Scale, unit: Unit) {
-    let _ = write!(out, r#"<text class="axis-title" x="{}" y="12">{}</text>"#, 4, unit.axis_title());
+    let _ = write!(out, r#"<text class="axis-title" x="2" y="2" dominant-baseline="hanging">{}</text>"#, unit.axis_title());
     for &tick in &scale.ticks {
         let y = scale.y(plot, tick);
         let _ = write!(
             out,
-            r#"<line class="grid" x1="{:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}"/><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            r#"<line class="grid" x1="{:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}"/><text x="{:.1}" y="{y:.1}" text-anchor="end" dominant-baseline="middle">{}</text>"#,
             plot.left,
             plot.right,
-            plot.left - 6.0,
-            y + 4.0,
+            plot.left - 8.0,
             Esc(&unit.tick(tick))
         );
     }
@@ -181,19 +216,15 @@ fn value_axis(out: &mut String, plot: &Plot, scale: &Scale, unit: Unit) {
     );
 }
 
-/// A category or time label under the plot, kept inside the canvas at both ends.
-fn x_label(out: &mut String, plot: &Plot, x: f64, text: &str) {
-    let anchor = if x < plot.left + 18.0 {
-        "start"
-    } else if x > plot.right - 18.0 {
-        "end"
-    } else {
-        "middle"
-    };
+/// A category or time label under the plot. Labels near the right edge are right-aligned to stay on the canvas;
+/// `minor` labels are hidden on phones, where the text is larger.
+fn x_label(out: &mut String, plot: &Plot, x: f64, text: &str, minor: bool) {
+    let anchor = if x > plot.right - 24.0 { "end" } else { "middle" };
+    let class = if minor { r#" class="minor""# } else { "" };
     let _ = write!(
         out,
-        r#"<text class="tick" x="{x:.1}" y="{:.1}" text-anchor="{anchor}">{}</text>"#,
-        plot.bottom + 18.0,
+        r#"<text{class} x="{x:.1}" y="{:.1}" text-anchor="{anchor}" dominant-baseline="hanging">{}</text>"#,
+        plot.bottom + 8.0,
         Esc(text)
     );
 }
@@ -229,9 +260,15 @@ pub(crate) fn legend(entries: &[(&str, &str, Swatch)]) -> String {
 
 /// The placeholder drawn instead of a chart with nothing to show.
 pub(crate) fn empty_state(label: &str, detail: &str) -> String {
+    empty_note(label, "No traffic yet", detail)
+}
+
+/// A placeholder for any empty block (chart, table, list), with its own headline.
+pub(crate) fn empty_note(label: &str, headline: &str, detail: &str) -> String {
     format!(
-        r#"<div class="chart-empty" data-empty="true" role="note" aria-label="{}: no data"><strong>No traffic yet</strong><span>{}</span></div>"#,
+        r#"<div class="chart-empty" data-empty="true" role="note" aria-label="{}: no data"><strong>{}</strong><span>{}</span></div>"#,
         Esc(label),
+        Esc(headline),
         Esc(detail)
     )
 }

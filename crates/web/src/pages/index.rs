@@ -156,13 +156,17 @@ fn model_card(out: &mut String, m: &ModelInfo) {
         };
         let _ = write!(out, r#"<p class="desc">{}</p>"#, Esc(&short));
     }
-    let _ = write!(
-        out,
-        r#"<ul class="stats"><li><strong>{}</strong> context</li><li><strong>{}</strong>/M input</li><li><strong>{}</strong>/M output</li>"#,
-        format::tokens(m.context_length),
-        format::price(m.input_price),
-        format::price(m.output_price)
-    );
+    let _ = write!(out, r#"<ul class="stats"><li><strong>{}</strong> context</li>"#, format::tokens(m.context_length));
+    if m.input_price.is_none() && m.output_price.is_none() {
+        out.push_str("<li>Pricing not published</li>");
+    } else {
+        let _ = write!(
+            out,
+            "<li><strong>{}</strong>/M input</li><li><strong>{}</strong>/M output</li>",
+            format::price(m.input_price),
+            format::price(m.output_price)
+        );
+    }
     if let Some(t) = m.throughput.filter(|t| t.is_finite()) {
         let _ = write!(out, "<li><strong>{}</strong></li>", format::tokens_per_sec(t));
     }

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{RowSubject, apps_table, endpoints_table, open_section, paragraphs, uptime_rows};
-use crate::chart::{self, BarSeries, LineOptions, LineSeries, Unit};
+use crate::chart::{self, BarSeries, LineOptions, LineSeries, Size, Unit};
 use crate::data::{EffectivePrice, ModelPage, ProviderSeries};
 use crate::format;
 use crate::html::Esc;
@@ -64,8 +64,9 @@ fn overview(out: &mut String, page: &ModelPage) {
         fact("Created", format::date(m.created));
     }
     fact("Context", format!("{} tokens", format::thousands(m.context_length)));
-    fact("Input", format!("{} / M tokens", format::price(m.input_price)));
-    fact("Output", format!("{} / M tokens", format::price(m.output_price)));
+    let per_million = |p: Option<f64>| p.filter(|p| p.is_finite()).map_or_else(|| "Unknown".to_owned(), |p| format!("{} / M tokens", format::usd(p)));
+    fact("Input", per_million(m.input_price));
+    fact("Output", per_million(m.output_price));
     if let Some(cutoff) = m.knowledge_cutoff.as_deref().filter(|c| !c.trim().is_empty()) {
         fact("Knowledge cutoff", cutoff.to_owned());
     }
@@ -101,7 +102,7 @@ fn providers(out: &mut String, page: &ModelPage) {
     };
     open_section(out, "providers", "Providers", &lede);
     if n == 0 {
-        out.push_str(&chart::empty_state("Providers", "No provider serves this model right now."));
+        out.push_str(&chart::empty_note("Providers", "No providers yet", "No provider serves this model right now."));
     } else {
         endpoints_table(out, &page.endpoints, RowSubject::Provider, "Provider endpoints for this model");
         out.push_str(r#"<p class="muted">Latency is the median time to first token; throughput is the median output tokens per second.</p>"#);
@@ -116,7 +117,7 @@ fn series(list: &[ProviderSeries]) -> Vec<LineSeries<'_>> {
 fn performance(out: &mut String, page: &ModelPage) {
     open_section(out, "performance", "Performance", "Per provider over time. Gaps mean no requests in that interval.");
     out.push_str(r#"<div class="grid-2"><div><h3>Latency (time to first token, ms)</h3>"#);
-    let zero = LineOptions { zero_based: true, min_span: 0.0 };
+    let zero = LineOptions { zero_based: true, ..LineOptions::default() };
     out.push_str(&chart::line_chart("Latency by provider", Unit::Millis, &series(&page.latency), zero, "Latency appears after the first requests."));
     out.push_str(r#"</div><div><h3>Throughput (tokens per second)</h3>"#);
     out.push_str(&chart::line_chart(
@@ -175,21 +176,19 @@ fn effective_pricing(out: &mut String, rows: &[EffectivePrice]) {
             format::tokens(total_tokens)
         );
     }
-    out.push_str("</table></div><h3>Effective vs list price per provider</h3>");
+    out.push_str("</table></div>");
     let categories: Vec<String> = observed.iter().map(|r| r.provider.clone()).collect();
-    let mut input = BarSeries::new("Effective input", observed.iter().map(|r| r.effective_input).collect());
-    input.reference = observed.iter().map(|r| r.list_input).collect();
-    let mut output = BarSeries::new("Effective output", observed.iter().map(|r| r.effective_output).collect());
-    output.reference = observed.iter().map(|r| r.list_output).collect();
-    out.push_str(&chart::grouped_bars(
-        "Effective price per million tokens by provider",
-        Unit::UsdPerM,
-        &categories,
-        &[input, output],
-        Some("List price"),
-        "No billed requests in the past hour.",
-    ));
-    out.push_str("</section>");
+    let chart = |title: &str, effective: fn(&EffectivePrice) -> Option<f64>, list: fn(&EffectivePrice) -> Option<f64>| {
+        let mut bars = BarSeries::new("Effective price", observed.iter().map(|r| effective(r)).collect());
+        bars.reference = observed.iter().map(|r| list(r)).collect();
+        let label = format!("{title} per provider: effective vs list price");
+        let chart = chart::grouped_bars(&label, Unit::UsdPerM, &categories, &[bars], Some("List price"), Size::Normal, "No billed requests in the past hour.");
+        format!("<div><h3>{title}</h3>{chart}</div>")
+    };
+    out.push_str(r#"<div class="grid-2">"#);
+    out.push_str(&chart("Input price", |r| r.effective_input, |r| r.list_input));
+    out.push_str(&chart("Output price", |r| r.effective_output, |r| r.list_output));
+    out.push_str("</div></section>");
 }
 
 fn apps(out: &mut String, page: &ModelPage) {
@@ -227,7 +226,14 @@ fn activity(out: &mut String, page: &ModelPage) {
     let categories: Vec<String> = days.iter().map(|d| format::day_label(&d.date)).collect();
     let as_series = |name: &str, f: fn(&crate::data::DailyTokens) -> u64| BarSeries::new(name, days.iter().map(|d| Some(f(d) as f64)).collect());
     let stacks = [as_series("Prompt", |d| d.prompt), as_series("Completion", |d| d.completion), as_series("Reasoning", |d| d.reasoning)];
-    out.push_str(&chart::stacked_bars("Tokens per day by type", Unit::Tokens, &categories, &stacks, "Daily token counts appear after the first requests."));
+    out.push_str(&chart::stacked_bars(
+        "Tokens per day by type",
+        Unit::Tokens,
+        &categories,
+        &stacks,
+        Size::Wide,
+        "Daily token counts appear after the first requests.",
+    ));
     out.push_str("</section>");
 }
 
@@ -244,7 +250,7 @@ fn uptime(out: &mut String, page: &ModelPage) {
         "Availability with and without fallback routing",
         Unit::Percent,
         &lines,
-        LineOptions { zero_based: false, min_span: 5.0 },
+        LineOptions { min_span: 5.0, size: Size::Wide, ..LineOptions::default() },
         "Availability appears after the first requests.",
     ));
     out.push_str("</section>");

@@ -63,7 +63,7 @@ pub fn provider_page(page: &ProviderPage) -> String {
 
     open_section(&mut main, "endpoints", "Models", "Every model this provider serves, with list prices and live stats.");
     if page.endpoints.is_empty() {
-        main.push_str(&chart::empty_state("Models", "This provider serves no models right now."));
+        main.push_str(&chart::empty_note("Models", "No models yet", "This provider serves no models right now."));
     } else {
         endpoints_table(&mut main, &page.endpoints, RowSubject::Model, "Models served by this provider");
     }

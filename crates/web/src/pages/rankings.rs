@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use super::{apps_table, model_href, open_section};
-use crate::chart::{self, BarSeries, PALETTE, Unit};
+use crate::chart::{self, BarSeries, PALETTE, Size, Unit};
 use crate::data::{Period, RankedModel, Rankings};
 use crate::format;
 use crate::html::Esc;
@@ -90,7 +90,14 @@ fn daily_chart(out: &mut String, page: &Rankings) {
         })
         .collect();
     let categories: Vec<String> = days.iter().map(|d| format::day_label(d)).collect();
-    out.push_str(&chart::stacked_bars("Tokens per day for the top models", Unit::Tokens, &categories, &series, "Daily usage appears after the first requests."));
+    out.push_str(&chart::stacked_bars(
+        "Tokens per day for the top models",
+        Unit::Tokens,
+        &categories,
+        &series,
+        Size::Wide,
+        "Daily usage appears after the first requests.",
+    ));
     out.push_str("</section>");
 }
 
