@@ -17,6 +17,7 @@ use crate::engine::{Engine, Timeouts};
 use crate::grpc_api::RouterGrpc;
 use crate::http::{self, AppState};
 use crate::metrics::RouterMetrics;
+use crate::ratelimit::RateLimiter;
 use crate::routing::perf::{PerfView, RedisStats};
 use crate::stats::Stats;
 use crate::usage::UsageSink;
@@ -90,6 +91,7 @@ impl App {
         let (usage, usage_task) = UsageSink::start(
             peers.metering.clone(),
             &config.data_dir,
+            config.usage_journal_max_bytes,
             background.clone(),
             metrics.clone(),
         )?;
@@ -113,9 +115,18 @@ impl App {
         let keys = KeyCache::new(peers.metering.clone());
         let metering = UsageMeteringServiceClient::new(peers.metering.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let limiter = RateLimiter::new(
+            config
+                .redis_url
+                .as_deref()
+                .map(|url| (url, config.redis_prefix.as_str())),
+            config.default_rate_limit_rpm,
+            config.replicas,
+        )?;
         let state = Arc::new(AppState {
             engine: engine.clone(),
             keys: keys.clone(),
+            limiter: limiter.clone(),
             metering,
             max_body_bytes: config.max_body_bytes,
             keepalive: config.keepalive(),
@@ -127,7 +138,7 @@ impl App {
             http,
             grpc: grpc_listener,
             state,
-            grpc_service: RouterGrpc::new(engine, keys),
+            grpc_service: RouterGrpc::new(engine, keys, limiter),
             stats,
             background,
             usage_task,

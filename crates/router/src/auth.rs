@@ -25,6 +25,20 @@ const MAX_ENTRIES: usize = 100_000;
 pub struct Caller {
     pub key_hash: String,
     pub account_id: String,
+    /// The key's own requests-per-minute limit, if it sets one.
+    pub rate_limit_rpm: Option<u32>,
+    pub key: Arc<KeyInfo>,
+}
+
+/// Which keys an endpoint accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Completions: inference keys only.
+    Inference,
+    /// `/keys`, `/credits`, `/activity`: management keys only.
+    Management,
+    /// `/key`, datasets: any valid key.
+    Any,
 }
 
 struct Entry {
@@ -68,17 +82,31 @@ impl KeyCache {
 
     /// Authenticates an inference call.
     pub async fn authenticate(&self, key: Option<&str>) -> Result<Caller, ApiError> {
+        self.authenticate_for(key, Scope::Inference).await
+    }
+
+    /// Authenticates a call to an endpoint of `scope`.
+    pub async fn authenticate_for(&self, key: Option<&str>, scope: Scope) -> Result<Caller, ApiError> {
         let key = key.ok_or(ApiError::MissingKey)?;
+        // A key in our format with a bad checksum cannot exist: no lookup.
+        if switchyard_kit::api_key::shape(key) == switchyard_kit::api_key::Shape::Corrupt {
+            return Err(ApiError::InvalidKey);
+        }
         let info = self.lookup(key).await?.ok_or(ApiError::InvalidKey)?;
         if info.disabled {
             return Err(ApiError::KeyDisabled);
         }
-        if info.kind == KeyKind::Management as i32 {
-            return Err(ApiError::ManagementKey);
+        let management = info.kind == KeyKind::Management as i32;
+        match scope {
+            Scope::Inference if management => return Err(ApiError::ManagementKey),
+            Scope::Management if !management => return Err(ApiError::ManagementKeyRequired),
+            _ => {}
         }
         Ok(Caller {
             key_hash: info.hash.clone(),
             account_id: info.account_id.clone(),
+            rate_limit_rpm: info.rate_limit_rpm,
+            key: info,
         })
     }
 

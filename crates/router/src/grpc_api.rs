@@ -22,11 +22,16 @@ use crate::ids;
 pub struct RouterGrpc {
     engine: Engine,
     keys: KeyCache,
+    limiter: crate::ratelimit::RateLimiter,
 }
 
 impl RouterGrpc {
-    pub fn new(engine: Engine, keys: KeyCache) -> RouterGrpc {
-        RouterGrpc { engine, keys }
+    pub fn new(engine: Engine, keys: KeyCache, limiter: crate::ratelimit::RateLimiter) -> RouterGrpc {
+        RouterGrpc {
+            engine,
+            keys,
+            limiter,
+        }
     }
 
     pub fn into_server(self) -> RouterServiceServer<RouterGrpc> {
@@ -52,6 +57,9 @@ impl RouterGrpc {
             .map(str::trim)
             .map(str::to_owned);
         let caller = self.keys.authenticate(key.as_deref()).await?;
+        self.limiter
+            .check(&caller.key_hash, caller.rate_limit_rpm)
+            .await?;
         let body = request.into_inner();
         let mut models: Vec<String> = Vec::new();
         for m in std::iter::once(&body.model).chain(&body.models) {

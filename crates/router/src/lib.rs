@@ -17,6 +17,7 @@ pub mod grpc_api;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod ratelimit;
 pub mod routing;
 pub mod stats;
 pub mod usage;

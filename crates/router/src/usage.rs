@@ -1,16 +1,26 @@
-//! Usage delivery to usage-metering: batched, idempotent, and durable.
+//! Usage delivery to usage-metering: journaled first, then batched.
 //!
-//! Requests hand their usage event to a bounded queue and move on. A batcher
-//! sends up to 100 events per `RecordUsage` call. Whatever metering does not
-//! acknowledge is appended to a spool file (length + checksum framed, fsynced)
-//! and replayed until acknowledged; metering deduplicates by generation id,
-//! so replays are safe. A restart replays the spool first: nothing billable
-//! is lost to a metering outage or a router restart.
+//! Every usage event is appended to an on-disk journal (length + checksum
+//! framed) by the request that produced it, before it is queued for
+//! delivery: a `write` to the page cache, a few microseconds, and the event
+//! survives the router process being killed (`kill -9`) at any point after.
+//! The journal is fsynced every 50 ms (for power loss) off the request path.
+//! A batcher sends up to 100 queued events per `RecordUsage` call and acks
+//! them against their journal segment; a segment is deleted once it is
+//! sealed (segments rotate every second or 8 MiB) and every event in it is
+//! acknowledged. When metering is unreachable, segments stay on disk and are
+//! replayed until acknowledged; on start, whatever a previous run left is
+//! replayed. Metering deduplicates by generation id, so replays are safe.
+//! Above `max_bytes` of undelivered journal the router stops admitting
+//! requests rather than serve what it cannot bill.
 
+use std::collections::BTreeMap;
+use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -18,7 +28,7 @@ use switchyard_kit::Shutdown;
 use switchyard_kit::grpc::{InternalChannel, MAX_MESSAGE_BYTES};
 use switchyard_proto::metering::v1::usage_metering_service_client::UsageMeteringServiceClient;
 use switchyard_proto::metering::v1::{RecordUsageRequest, UsageEvent};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 
 use crate::metrics::RouterMetrics;
 
@@ -27,82 +37,108 @@ const BATCH: usize = 100;
 const LINGER: Duration = Duration::from_millis(20);
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 const REPLAY_EVERY: Duration = Duration::from_secs(1);
+const FSYNC_EVERY: Duration = Duration::from_millis(50);
+const ROTATE_AFTER: Duration = Duration::from_secs(1);
+const ROTATE_BYTES: u64 = 8 * 1024 * 1024;
 
 type Client = UsageMeteringServiceClient<InternalChannel>;
 
+/// An event queued for delivery, with the journal segment holding it.
+struct Queued {
+    segment: u64,
+    event: UsageEvent,
+}
+
 #[derive(Clone)]
 pub struct UsageSink {
-    tx: mpsc::Sender<UsageEvent>,
-    spool: Arc<Spool>,
+    tx: mpsc::Sender<Queued>,
+    journal: Arc<Journal>,
 }
 
 impl UsageSink {
-    /// Starts the batcher and the spool replayer. The returned handle
-    /// finishes after `shutdown`, once the queue is flushed or spooled.
+    /// Opens the journal (replaying what a previous run left on the next
+    /// tick) and starts the batcher. The returned handle finishes after
+    /// `shutdown`, once the queue is delivered or left in the journal.
     pub fn start(
         channel: InternalChannel,
         data_dir: &Path,
+        max_bytes: u64,
         shutdown: Shutdown,
         metrics: RouterMetrics,
     ) -> anyhow::Result<(UsageSink, tokio::task::JoinHandle<()>)> {
-        let spool = Arc::new(Spool::open(&data_dir.join("usage-spool"), metrics)?);
+        let journal = Arc::new(Journal::open(&data_dir.join("usage-journal"), max_bytes, metrics)?);
         let client = UsageMeteringServiceClient::new(channel)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let (tx, rx) = mpsc::channel(QUEUE);
-        let handle = tokio::spawn(run(client, rx, spool.clone(), shutdown));
-        Ok((UsageSink { tx, spool }, handle))
+        let handle = tokio::spawn(run(client, rx, journal.clone(), shutdown));
+        Ok((UsageSink { tx, journal }, handle))
     }
 
-    /// Hands one event over for delivery; never waits on the network.
+    /// Journals one event and queues it for delivery; never waits on the
+    /// network. If the queue is full the event is delivered from the
+    /// journal instead.
     pub fn submit(&self, event: UsageEvent) {
-        if let Err(err) = self.tx.try_send(event) {
-            let event = match err {
-                mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e) => e,
-            };
-            // Queue full or closed: straight to disk rather than dropping.
-            if let Err(err) = self.spool.append_blocking(&[event]) {
-                tracing::error!(%err, "usage event could not be spooled");
+        let segment = match self.journal.append(&event) {
+            Ok(segment) => segment,
+            Err(err) => {
+                // Still try to deliver it; it just is not crash-safe.
+                tracing::error!(%err, generation_id = %event.generation_id, "usage journal write failed");
+                u64::MAX
             }
+        };
+        if let Err(err) = self.tx.try_send(Queued { segment, event }) {
+            let queued = match err {
+                mpsc::error::TrySendError::Full(q) | mpsc::error::TrySendError::Closed(q) => q,
+            };
+            self.journal.needs_replay(queued.segment);
         }
+    }
+
+    /// Too much undelivered usage on disk: new requests must be refused.
+    pub fn is_full(&self) -> bool {
+        self.journal.full.load(Ordering::Relaxed)
     }
 }
 
-async fn run(
-    client: Client,
-    mut rx: mpsc::Receiver<UsageEvent>,
-    spool: Arc<Spool>,
-    shutdown: Shutdown,
-) {
+async fn run(client: Client, mut rx: mpsc::Receiver<Queued>, journal: Arc<Journal>, shutdown: Shutdown) {
     let mut replay = tokio::time::interval(REPLAY_EVERY);
     replay.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut fsync = tokio::time::interval(FSYNC_EVERY);
+    fsync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             first = rx.recv() => {
                 let Some(first) = first else { break };
                 let batch = collect_batch(first, &mut rx).await;
-                deliver(&client, batch, &spool).await;
+                deliver(&client, batch, &journal).await;
             }
+            _ = fsync.tick() => journal.sync().await,
             _ = replay.tick() => {
-                spool.replay(&client).await;
-                spool.report_lag();
+                journal.rotate_if_older(ROTATE_AFTER);
+                journal.replay(&client).await;
+                journal.report();
             }
             _ = shutdown.wait() => break,
         }
     }
-    // Drain what is queued: deliver if metering answers, spool otherwise.
+    // Deliver what is queued if metering answers; the journal keeps the rest.
     rx.close();
     let mut rest = Vec::new();
-    while let Some(event) = rx.recv().await {
-        rest.push(event);
+    while let Some(queued) = rx.recv().await {
+        rest.push(queued);
     }
-    for chunk in rest.chunks(BATCH) {
-        deliver(&client, chunk.to_vec(), &spool).await;
+    while !rest.is_empty() {
+        let chunk: Vec<Queued> = rest.drain(..rest.len().min(BATCH)).collect();
+        deliver(&client, chunk, &journal).await;
     }
-    spool.replay(&client).await;
+    journal.rotate_if_older(Duration::ZERO);
+    journal.replay(&client).await;
+    journal.sync().await;
+    journal.report();
 }
 
-async fn collect_batch(first: UsageEvent, rx: &mut mpsc::Receiver<UsageEvent>) -> Vec<UsageEvent> {
+async fn collect_batch(first: Queued, rx: &mut mpsc::Receiver<Queued>) -> Vec<Queued> {
     let mut batch = vec![first];
     let deadline = tokio::time::Instant::now() + LINGER;
     while batch.len() < BATCH {
@@ -114,24 +150,33 @@ async fn collect_batch(first: UsageEvent, rx: &mut mpsc::Receiver<UsageEvent>) -
     batch
 }
 
-async fn deliver(client: &Client, events: Vec<UsageEvent>, spool: &Spool) {
-    let request = RecordUsageRequest { events };
-    match send(client, request.clone()).await {
-        Ok(()) => {}
-        Err(SendError::Rejected(_)) => {
-            if !settle_rejected(client, &request, spool).await {
-                // Metering went away midway: keep the whole batch; the
-                // events it did take are deduplicated on replay.
-                if let Err(err) = spool.append(&request).await {
-                    tracing::error!(%err, "usage spool write failed");
-                }
-            }
+async fn deliver(client: &Client, batch: Vec<Queued>, journal: &Journal) {
+    let segments: Vec<u64> = batch.iter().map(|q| q.segment).collect();
+    if journal.down.load(Ordering::Relaxed) {
+        // Metering is known to be down: the replayer probes it; these
+        // events wait in the journal.
+        for segment in segments {
+            journal.needs_replay(segment);
         }
+        return;
+    }
+    let request = RecordUsageRequest {
+        events: batch.into_iter().map(|q| q.event).collect(),
+    };
+    let delivered = match send(client, request.clone()).await {
+        Ok(()) => true,
+        Err(SendError::Rejected(_)) => settle_rejected(client, &request, journal).await,
         Err(SendError::Unreachable(err)) => {
-            tracing::warn!(%err, events = request.events.len(), "usage-metering unreachable; spooling usage");
-            if let Err(err) = spool.append(&request).await {
-                tracing::error!(%err, "usage spool write failed");
-            }
+            tracing::warn!(%err, events = request.events.len(), "usage-metering unreachable; usage stays in the journal");
+            journal.down.store(true, Ordering::Relaxed);
+            false
+        }
+    };
+    for segment in segments {
+        if delivered {
+            journal.ack(segment);
+        } else {
+            journal.needs_replay(segment);
         }
     }
 }
@@ -140,20 +185,20 @@ async fn deliver(client: &Client, events: Vec<UsageEvent>, spool: &Spool) {
 /// others hostage, nor be retried forever: send the events one by one and
 /// move each one metering still refuses to the dead-letter file. Returns
 /// false when metering became unreachable before every event was settled.
-async fn settle_rejected(client: &Client, request: &RecordUsageRequest, spool: &Spool) -> bool {
+async fn settle_rejected(client: &Client, request: &RecordUsageRequest, journal: &Journal) -> bool {
     for event in &request.events {
         let single = RecordUsageRequest {
             events: vec![event.clone()],
         };
-        match send(client, single.clone()).await {
+        match send(client, single).await {
             Ok(()) => {}
             Err(SendError::Rejected(status)) => {
                 tracing::error!(
-                    generation_id = %single.events[0].generation_id,
+                    generation_id = %event.generation_id,
                     %status,
                     "usage event rejected by metering; moved to dead letters"
                 );
-                if let Err(err) = spool.dead_letter(&single).await {
+                if let Err(err) = journal.dead_letter(event) {
                     tracing::error!(%err, "usage dead-letter write failed");
                 }
             }
@@ -186,137 +231,329 @@ async fn send(client: &Client, request: RecordUsageRequest) -> Result<(), SendEr
     }
 }
 
-/// Append-only file of framed `RecordUsageRequest`s: `u32 len | 4-byte
-/// sha256 prefix | bytes`. A torn last frame (crash mid-write) fails its
-/// checksum and is ignored; everything before it is replayed.
-struct Spool {
-    pending: PathBuf,
-    replaying: PathBuf,
-    /// Events metering refused as malformed, kept for an operator.
-    dead: PathBuf,
-    /// When the oldest batch still waiting in the spool was written.
-    oldest: std::sync::Mutex<Option<std::time::Instant>>,
-    metrics: RouterMetrics,
-    lock: Mutex<()>,
-    sync_lock: std::sync::Mutex<()>,
+#[derive(Debug)]
+struct Segment {
+    path: PathBuf,
+    written: u64,
+    acked: u64,
+    bytes: u64,
+    opened_at: Instant,
+    sealed: bool,
+    /// Some event of it was not acknowledged: resend the whole segment.
+    dirty: bool,
 }
 
-impl Spool {
-    fn open(dir: &Path, metrics: RouterMetrics) -> anyhow::Result<Spool> {
+struct Current {
+    seq: u64,
+    file: File,
+}
+
+struct State {
+    current: Current,
+    segments: BTreeMap<u64, Segment>,
+    /// Bytes written since the last fsync.
+    unsynced: u64,
+}
+
+/// Append-only segments of framed `UsageEvent`s: `u32 len | 4-byte sha256
+/// prefix | bytes`. A torn last frame (crash mid-write) fails its checksum
+/// and is ignored; everything before it is replayed.
+struct Journal {
+    dir: PathBuf,
+    max_bytes: u64,
+    state: Mutex<State>,
+    /// Serialises replays (and the dead-letter file).
+    replay_lock: tokio::sync::Mutex<()>,
+    down: AtomicBool,
+    full: AtomicBool,
+    undelivered_bytes: AtomicU64,
+    metrics: RouterMetrics,
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("usage-{seq:016}.wal"))
+}
+
+fn open_segment(dir: &Path, seq: u64) -> anyhow::Result<File> {
+    let path = segment_path(dir, seq);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open usage journal {}: {e}", path.display()))
+}
+
+impl Journal {
+    fn open(dir: &Path, max_bytes: u64, metrics: RouterMetrics) -> anyhow::Result<Journal> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::anyhow!("cannot create usage spool {}: {e}", dir.display()))?;
-        Ok(Spool {
-            pending: dir.join("pending.spool"),
-            replaying: dir.join("replaying.spool"),
-            dead: dir.join("rejected.spool"),
-            // Whatever a previous run left behind counts from now.
-            oldest: std::sync::Mutex::new(
-                (dir.join("pending.spool").exists() || dir.join("replaying.spool").exists())
-                    .then(std::time::Instant::now),
-            ),
+            .map_err(|e| anyhow::anyhow!("cannot create usage journal {}: {e}", dir.display()))?;
+        let mut segments = BTreeMap::new();
+        let now = Instant::now();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let Some(seq) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("usage-"))
+                .and_then(|n| n.strip_suffix(".wal"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let bytes = std::fs::metadata(&path)?.len();
+            // Left by a previous run: everything in it is replayed.
+            segments.insert(
+                seq,
+                Segment {
+                    path,
+                    written: 0,
+                    acked: 0,
+                    bytes,
+                    opened_at: now,
+                    sealed: true,
+                    dirty: true,
+                },
+            );
+        }
+        if !segments.is_empty() {
+            tracing::info!(segments = segments.len(), "usage journal from a previous run will be replayed");
+        }
+        let seq = segments.keys().next_back().map_or(1, |s| s + 1);
+        let file = open_segment(dir, seq)?;
+        segments.insert(
+            seq,
+            Segment {
+                path: segment_path(dir, seq),
+                written: 0,
+                acked: 0,
+                bytes: 0,
+                opened_at: now,
+                sealed: false,
+                dirty: false,
+            },
+        );
+        let journal = Journal {
+            dir: dir.to_owned(),
+            max_bytes,
+            state: Mutex::new(State {
+                current: Current { seq, file },
+                segments,
+                unsynced: 0,
+            }),
+            replay_lock: tokio::sync::Mutex::new(()),
+            down: AtomicBool::new(false),
+            full: AtomicBool::new(false),
+            undelivered_bytes: AtomicU64::new(0),
             metrics,
-            lock: Mutex::new(()),
-            sync_lock: std::sync::Mutex::new(()),
-        })
+        };
+        journal.report();
+        Ok(journal)
     }
 
-    async fn append(&self, request: &RecordUsageRequest) -> anyhow::Result<()> {
-        let _guard = self.lock.lock().await;
-        let path = self.pending.clone();
-        let frame = encode_frame(request);
-        tokio::task::spawn_blocking(move || append_frame(&path, &frame)).await??;
-        self.spooled();
-        Ok(())
+    /// Appends one event; returns the segment that holds it.
+    fn append(&self, event: &UsageEvent) -> anyhow::Result<u64> {
+        let frame = encode_frame(event);
+        let mut st = self.state.lock().expect("journal poisoned");
+        st.current.file.write_all(&frame)?;
+        let seq = st.current.seq;
+        st.unsynced += frame.len() as u64;
+        let segment = st.segments.get_mut(&seq).expect("current segment");
+        segment.written += 1;
+        segment.bytes += frame.len() as u64;
+        if segment.bytes >= ROTATE_BYTES {
+            self.rotate(&mut st);
+        }
+        Ok(seq)
     }
 
-    /// Bookkeeping after a batch went to disk.
-    fn spooled(&self) {
-        self.oldest
-            .lock()
-            .expect("spool poisoned")
-            .get_or_insert_with(std::time::Instant::now);
-        let frames = [&self.pending, &self.replaying]
-            .iter()
-            .map(|p| read_frames(p).map(|f| f.len()).unwrap_or(0))
-            .sum::<usize>();
-        self.metrics.spool_frames.set(frames as i64);
-    }
-
-    fn report_lag(&self) {
-        let lag = self
-            .oldest
-            .lock()
-            .expect("spool poisoned")
-            .map_or(0, |t| t.elapsed().as_secs() as i64);
-        self.metrics.metering_lag_seconds.set(lag);
-    }
-
-    async fn dead_letter(&self, request: &RecordUsageRequest) -> anyhow::Result<()> {
-        let path = self.dead.clone();
-        let frame = encode_frame(request);
-        tokio::task::spawn_blocking(move || append_frame(&path, &frame)).await??;
-        Ok(())
-    }
-
-    fn append_blocking(&self, events: &[UsageEvent]) -> anyhow::Result<()> {
-        let _guard = self.sync_lock.lock().expect("spool poisoned");
-        let frame = encode_frame(&RecordUsageRequest {
-            events: events.to_vec(),
-        });
-        append_frame(&self.pending, &frame)?;
-        self.spooled();
-        Ok(())
-    }
-
-    /// Sends every spooled batch; removes the file only when all were
-    /// acknowledged (a partial failure re-sends, metering dedupes).
-    async fn replay(&self, client: &Client) {
-        let _guard = self.lock.lock().await;
-        if !self.replaying.exists() {
-            if !self.pending.exists() {
-                return;
+    /// Seals the current segment and opens the next one.
+    fn rotate(&self, st: &mut State) {
+        let next = st.current.seq + 1;
+        match open_segment(&self.dir, next) {
+            Ok(file) => {
+                let old = std::mem::replace(&mut st.current, Current { seq: next, file });
+                // Whatever was written to the sealed segment reaches the disk.
+                if let Err(err) = old.file.sync_data() {
+                    tracing::warn!(%err, "usage journal fsync failed");
+                }
+                if let Some(segment) = st.segments.get_mut(&old.seq) {
+                    segment.sealed = true;
+                }
+                st.segments.insert(
+                    next,
+                    Segment {
+                        path: segment_path(&self.dir, next),
+                        written: 0,
+                        acked: 0,
+                        bytes: 0,
+                        opened_at: Instant::now(),
+                        sealed: false,
+                        dirty: false,
+                    },
+                );
+                Self::collect(st, old.seq);
             }
-            let _sync = self.sync_lock.lock().expect("spool poisoned");
-            if let Err(err) = std::fs::rename(&self.pending, &self.replaying) {
-                tracing::error!(%err, "usage spool rotate failed");
-                return;
+            Err(err) => tracing::error!(%err, "usage journal rotation failed"),
+        }
+    }
+
+    fn rotate_if_older(&self, age: Duration) {
+        let mut st = self.state.lock().expect("journal poisoned");
+        let seq = st.current.seq;
+        let segment = &st.segments[&seq];
+        if segment.written > 0 && segment.opened_at.elapsed() >= age {
+            self.rotate(&mut st);
+        }
+    }
+
+    /// Deletes a sealed segment whose every event was acknowledged.
+    fn collect(st: &mut State, seq: u64) {
+        let done = st
+            .segments
+            .get(&seq)
+            .is_some_and(|s| s.sealed && !s.dirty && s.acked >= s.written);
+        if done && let Some(segment) = st.segments.remove(&seq) {
+            if let Err(err) = std::fs::remove_file(&segment.path) {
+                tracing::warn!(%err, "usage journal cleanup failed");
             }
         }
-        let frames = match read_frames(&self.replaying) {
-            Ok(frames) => frames,
-            Err(err) => {
-                tracing::error!(%err, "usage spool unreadable");
+    }
+
+    fn ack(&self, seq: u64) {
+        let mut st = self.state.lock().expect("journal poisoned");
+        if let Some(segment) = st.segments.get_mut(&seq) {
+            segment.acked += 1;
+        }
+        Self::collect(&mut st, seq);
+    }
+
+    fn needs_replay(&self, seq: u64) {
+        let mut st = self.state.lock().expect("journal poisoned");
+        if let Some(segment) = st.segments.get_mut(&seq) {
+            segment.dirty = true;
+        }
+    }
+
+    /// fsyncs what was written since the last sync, off the append lock.
+    async fn sync(&self) {
+        let file = {
+            let mut st = self.state.lock().expect("journal poisoned");
+            if st.unsynced == 0 {
                 return;
             }
+            st.unsynced = 0;
+            st.current.file.try_clone()
         };
-        for request in frames {
-            match send(client, request.clone()).await {
-                Ok(()) => {}
-                Err(SendError::Rejected(_)) => {
-                    if !settle_rejected(client, &request, self).await {
-                        return;
-                    }
+        match file {
+            Ok(file) => {
+                let result = tokio::task::spawn_blocking(move || file.sync_data()).await;
+                if let Ok(Err(err)) = result {
+                    tracing::warn!(%err, "usage journal fsync failed");
                 }
-                Err(SendError::Unreachable(err)) => {
-                    tracing::debug!(%err, "usage replay deferred");
+            }
+            Err(err) => tracing::warn!(%err, "usage journal fsync failed"),
+        }
+    }
+
+    /// Resends every sealed segment that has undelivered events; deletes
+    /// each one metering acknowledged in full.
+    async fn replay(&self, client: &Client) {
+        let _one = self.replay_lock.lock().await;
+        let pending: Vec<(u64, PathBuf)> = {
+            let st = self.state.lock().expect("journal poisoned");
+            st.segments
+                .iter()
+                .filter(|(_, s)| s.sealed && s.dirty)
+                .map(|(seq, s)| (*seq, s.path.clone()))
+                .collect()
+        };
+        for (seq, path) in pending {
+            let events = match read_frames(&path) {
+                Ok(events) => events,
+                Err(err) => {
+                    tracing::error!(%err, path = %path.display(), "usage journal segment unreadable");
+                    continue;
+                }
+            };
+            for chunk in events.chunks(BATCH) {
+                let request = RecordUsageRequest {
+                    events: chunk.to_vec(),
+                };
+                let ok = match send(client, request.clone()).await {
+                    Ok(()) => true,
+                    Err(SendError::Rejected(_)) => settle_rejected(client, &request, self).await,
+                    Err(SendError::Unreachable(err)) => {
+                        tracing::debug!(%err, "usage replay deferred");
+                        false
+                    }
+                };
+                if !ok {
+                    self.down.store(true, Ordering::Relaxed);
                     return;
                 }
             }
+            self.down.store(false, Ordering::Relaxed);
+            let mut st = self.state.lock().expect("journal poisoned");
+            if let Some(segment) = st.segments.get_mut(&seq) {
+                segment.dirty = false;
+                segment.acked = segment.written;
+            }
+            Self::collect(&mut st, seq);
+            tracing::info!(events = events.len(), "usage journal segment replayed");
         }
-        if let Err(err) = std::fs::remove_file(&self.replaying) {
-            tracing::error!(%err, "usage spool cleanup failed");
-        } else {
-            tracing::info!("usage spool replayed");
-            if !self.pending.exists() {
-                *self.oldest.lock().expect("spool poisoned") = None;
-                self.metrics.spool_frames.set(0);
+        // Nothing was pending and a direct send marked metering down: probe.
+        if self.down.load(Ordering::Relaxed) {
+            let probe = RecordUsageRequest { events: Vec::new() };
+            if send(client, probe).await.is_ok() {
+                self.down.store(false, Ordering::Relaxed);
             }
         }
     }
+
+    fn dead_letter(&self, event: &UsageEvent) -> anyhow::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("rejected.spool"))?;
+        file.write_all(&encode_frame(event))?;
+        file.sync_data()?;
+        Ok(())
+    }
+
+    /// Gauges: undelivered events and bytes, the age of the oldest, and the
+    /// fail-closed switch.
+    fn report(&self) {
+        let st = self.state.lock().expect("journal poisoned");
+        let mut undelivered_events = 0u64;
+        let mut undelivered_bytes = 0u64;
+        let mut oldest: Option<Instant> = None;
+        for segment in st.segments.values() {
+            let waiting = segment.dirty || segment.acked < segment.written;
+            if waiting {
+                undelivered_events += segment.written.saturating_sub(segment.acked).max(u64::from(segment.dirty));
+                undelivered_bytes += segment.bytes;
+                oldest = Some(oldest.map_or(segment.opened_at, |o| o.min(segment.opened_at)));
+            }
+        }
+        drop(st);
+        self.undelivered_bytes.store(undelivered_bytes, Ordering::Relaxed);
+        let full = undelivered_bytes > self.max_bytes;
+        if full != self.full.swap(full, Ordering::Relaxed) {
+            if full {
+                tracing::error!(undelivered_bytes, "usage journal full: refusing new requests until metering catches up");
+            } else {
+                tracing::info!("usage journal has room again");
+            }
+        }
+        self.metrics.spool_frames.set(undelivered_events as i64);
+        self.metrics
+            .metering_lag_seconds
+            .set(oldest.map_or(0, |t| t.elapsed().as_secs() as i64));
+    }
 }
 
-fn encode_frame(request: &RecordUsageRequest) -> Vec<u8> {
-    let body = request.encode_to_vec();
+fn encode_frame(event: &UsageEvent) -> Vec<u8> {
+    let body = event.encode_to_vec();
     let mut frame = Vec::with_capacity(body.len() + 8);
     frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
     frame.extend_from_slice(&Sha256::digest(&body)[..4]);
@@ -324,26 +561,16 @@ fn encode_frame(request: &RecordUsageRequest) -> Vec<u8> {
     frame
 }
 
-fn append_frame(path: &Path, frame: &[u8]) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    file.write_all(frame)?;
-    file.sync_data()?;
-    Ok(())
-}
-
-fn read_frames(path: &Path) -> anyhow::Result<Vec<RecordUsageRequest>> {
+fn read_frames(path: &Path) -> anyhow::Result<Vec<UsageEvent>> {
     let mut bytes = Vec::new();
-    match std::fs::File::open(path) {
+    match File::open(path) {
         Ok(mut f) => {
             f.read_to_end(&mut bytes)?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     }
-    let mut frames = Vec::new();
+    let mut events = Vec::new();
     let mut rest = bytes.as_slice();
     while rest.len() >= 8 {
         let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
@@ -351,13 +578,13 @@ fn read_frames(path: &Path) -> anyhow::Result<Vec<RecordUsageRequest>> {
             break;
         };
         if Sha256::digest(body)[..4] != rest[4..8] {
-            tracing::warn!("usage spool: torn or corrupt frame ignored");
+            tracing::warn!("usage journal: torn or corrupt frame ignored");
             break;
         }
-        frames.push(RecordUsageRequest::decode(body)?);
+        events.push(UsageEvent::decode(body)?);
         rest = &rest[8 + len..];
     }
-    Ok(frames)
+    Ok(events)
 }
 
 #[cfg(test)]
@@ -371,28 +598,68 @@ mod tests {
         }
     }
 
+    fn temp_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sy-journal-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     #[test]
     fn frames_round_trip_and_torn_tails_are_ignored() {
-        let dir = std::env::temp_dir().join(format!("sy-spool-{}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("p.spool");
+        let dir = temp_dir();
+        let path = dir.join("p.wal");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
         for id in ["gen-1", "gen-2"] {
-            let req = RecordUsageRequest {
-                events: vec![event(id)],
-            };
-            append_frame(&path, &encode_frame(&req)).unwrap();
+            file.write_all(&encode_frame(&event(id))).unwrap();
         }
         // A crash mid-write leaves half a frame behind.
-        let torn = encode_frame(&RecordUsageRequest {
-            events: vec![event("gen-3")],
-        });
-        append_frame(&path, &torn[..torn.len() - 3]).unwrap();
-        let frames = read_frames(&path).unwrap();
-        let ids: Vec<_> = frames
-            .iter()
-            .map(|f| f.events[0].generation_id.as_str())
+        let torn = encode_frame(&event("gen-3"));
+        file.write_all(&torn[..torn.len() - 3]).unwrap();
+        let ids: Vec<_> = read_frames(&path)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.generation_id)
             .collect();
         assert_eq!(ids, ["gen-1", "gen-2"]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn acknowledged_sealed_segments_are_deleted_and_the_rest_survive_a_restart() {
+        let dir = temp_dir();
+        let metrics = RouterMetrics::register(&switchyard_kit::metrics::Registry::new());
+        let journal = Journal::open(&dir, 1 << 30, metrics.clone()).unwrap();
+        let first = journal.append(&event("gen-1")).unwrap();
+        journal.ack(first);
+        journal.rotate_if_older(Duration::ZERO);
+        assert!(!segment_path(&dir, first).exists(), "acked and sealed: deleted");
+        let second = journal.append(&event("gen-2")).unwrap();
+        journal.rotate_if_older(Duration::ZERO);
+        assert!(segment_path(&dir, second).exists(), "unacknowledged: kept");
+        drop(journal);
+        // A restart (or kill -9) finds the unacknowledged event.
+        let journal = Journal::open(&dir, 1 << 30, metrics).unwrap();
+        let st = journal.state.lock().unwrap();
+        let pending: Vec<_> = st.segments.values().filter(|s| s.dirty).collect();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(read_frames(&pending[0].path).unwrap()[0].generation_id, "gen-2");
+        drop(st);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_full_journal_closes_admission() {
+        let dir = temp_dir();
+        let metrics = RouterMetrics::register(&switchyard_kit::metrics::Registry::new());
+        let journal = Journal::open(&dir, 10, metrics).unwrap();
+        let seq = journal.append(&event("gen-1")).unwrap();
+        journal.needs_replay(seq);
+        journal.report();
+        assert!(journal.full.load(Ordering::Relaxed));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -21,7 +21,10 @@ pub struct Site {
 impl Site {
     /// Builds the site settings.
     pub fn new(name: impl Into<String>, base_url: impl Into<String>) -> Self {
-        Self { name: name.into(), base_url: base_url.into() }
+        Self {
+            name: name.into(),
+            base_url: base_url.into(),
+        }
     }
 }
 
@@ -43,7 +46,10 @@ pub struct ProviderRef {
 impl ProviderRef {
     /// Builds a provider reference.
     pub fn new(slug: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { slug: slug.into(), name: name.into() }
+        Self {
+            slug: slug.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -228,7 +234,9 @@ impl Period {
 
     /// Parses `day`, `week` or `month`.
     pub fn from_param(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.as_param().eq_ignore_ascii_case(value.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_param().eq_ignore_ascii_case(value.trim()))
     }
 
     /// Reads `period=` from a raw query string; anything missing or unknown is [`Period::Week`].

@@ -3,7 +3,9 @@
 /// Placeholder shown wherever a value is unknown.
 pub const MISSING: &str = "—";
 
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// Compact count: `950`, `1.2K`, `34.5M`, `5.6B`, `1.2T`.
 pub fn compact(value: f64) -> String {
@@ -17,7 +19,11 @@ pub fn compact(value: f64) -> String {
         // The 0.9995 factor sends 999,960 to "1M" rather than "1000K".
         if v >= scale * 0.9995 {
             let scaled = v / scale;
-            let text = if scaled >= 100.0 { format!("{scaled:.0}") } else { format!("{scaled:.1}") };
+            let text = if scaled >= 100.0 {
+                format!("{scaled:.0}")
+            } else {
+                format!("{scaled:.1}")
+            };
             return format!("{sign}{}{suffix}", trim_zero(&text));
         }
     }
@@ -38,7 +44,7 @@ pub fn thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -67,7 +73,11 @@ pub fn usd(value: f64) -> String {
         let text = format!("{v:.decimals$}");
         let trimmed = text.trim_end_matches('0');
         let places = trimmed.split_once('.').map_or(0, |(_, frac)| frac.len());
-        if places < 2 { format!("{v:.2}") } else { trimmed.to_owned() }
+        if places < 2 {
+            format!("{v:.2}")
+        } else {
+            trimmed.to_owned()
+        }
     };
     format!("{sign}${body}")
 }
@@ -98,7 +108,11 @@ pub fn tokens_per_sec(value: f64) -> String {
         return MISSING.to_owned();
     }
     let v = value.max(0.0);
-    if v < 100.0 { format!("{} tok/s", trim_zero(&format!("{v:.1}"))) } else { format!("{} tok/s", thousands(v.round() as u64)) }
+    if v < 100.0 {
+        format!("{} tok/s", trim_zero(&format!("{v:.1}")))
+    } else {
+        format!("{} tok/s", thousands(v.round() as u64))
+    }
 }
 
 /// Percentage 0–100: `99.2%`, `99.95%`, `100%`.
@@ -106,7 +120,11 @@ pub fn percent(value: f64) -> String {
     if !value.is_finite() {
         return MISSING.to_owned();
     }
-    let text = if value > 99.0 && value < 100.0 { format!("{value:.2}") } else { format!("{value:.1}") };
+    let text = if value > 99.0 && value < 100.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.1}")
+    };
     format!("{}%", trim_zeros(&text))
 }
 
@@ -120,7 +138,11 @@ fn trim_zero(text: &str) -> &str {
 }
 
 fn trim_zeros(text: &str) -> &str {
-    if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { text }
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        text
+    }
 }
 
 /// A calendar date and time of day in UTC.
@@ -151,7 +173,13 @@ pub fn civil(unix_secs: i64) -> Civil {
         days -= month_len(year, month);
         month += 1;
     }
-    Civil { year, month: month as u32 + 1, day: days as u32 + 1, hour: (secs / 3600) as u32, minute: (secs % 3600 / 60) as u32 }
+    Civil {
+        year,
+        month: month as u32 + 1,
+        day: days as u32 + 1,
+        hour: (secs / 3600) as u32,
+        minute: (secs % 3600 / 60) as u32,
+    }
 }
 
 fn is_leap(year: i64) -> bool {
@@ -164,7 +192,11 @@ fn year_len(year: i64) -> i64 {
 
 fn month_len(year: i64, month0: usize) -> i64 {
     const LENGTHS: [i64; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if month0 == 1 && is_leap(year) { 29 } else { LENGTHS[month0.min(11)] }
+    if month0 == 1 && is_leap(year) {
+        29
+    } else {
+        LENGTHS[month0.min(11)]
+    }
 }
 
 /// `Mar 14, 2023`.
@@ -188,7 +220,13 @@ pub fn hour_minute(unix_secs: i64) -> String {
 /// `Mar 14, 14:00 UTC` — for tooltips.
 pub fn date_time(unix_secs: i64) -> String {
     let c = civil(unix_secs);
-    format!("{} {}, {:02}:{:02} UTC", MONTHS[c.month as usize - 1], c.day, c.hour, c.minute)
+    format!(
+        "{} {}, {:02}:{:02} UTC",
+        MONTHS[c.month as usize - 1],
+        c.day,
+        c.hour,
+        c.minute
+    )
 }
 
 /// `2024-03-14` → `Mar 14`; anything that is not an ISO date is returned unchanged.
@@ -264,11 +302,23 @@ mod tests {
 
     #[test]
     fn calendar_dates() {
-        assert_eq!(civil(0), Civil { year: 1970, month: 1, day: 1, hour: 0, minute: 0 });
+        assert_eq!(
+            civil(0),
+            Civil {
+                year: 1970,
+                month: 1,
+                day: 1,
+                hour: 0,
+                minute: 0
+            }
+        );
         assert_eq!(date(1_678_752_000), "Mar 14, 2023");
         assert_eq!(date(951_782_400), "Feb 29, 2000");
         assert_eq!(date(-86_400), "Dec 31, 1969");
-        assert_eq!(date_time(1_709_164_800 + 14 * 3600 + 30 * 60), "Feb 29, 14:30 UTC");
+        assert_eq!(
+            date_time(1_709_164_800 + 14 * 3600 + 30 * 60),
+            "Feb 29, 14:30 UTC"
+        );
         assert_eq!(short_date(1_735_689_599), "Dec 31");
         assert_eq!(hour_minute(1_735_689_599), "23:59");
         assert_eq!(day_label("2024-03-14"), "Mar 14");

@@ -48,17 +48,26 @@ pub fn safe_http_url(url: &str) -> Option<&str> {
 }
 
 fn has_prefix_ignore_case(s: &str, prefix: &str) -> bool {
-    s.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    s.get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
 }
 
 /// Percent-encodes a site-relative path such as a model id (`openai/gpt-4`), keeping `/` and `:` readable.
 pub fn encode_path(s: &str) -> String {
-    encode(s, |b| b.is_ascii_alphanumeric() || b"-._~/:@".contains(&b), false)
+    encode(
+        s,
+        |b| b.is_ascii_alphanumeric() || b"-._~/:@".contains(&b),
+        false,
+    )
 }
 
 /// Percent-encodes one query-string component (`+` for spaces, as HTML forms do).
 pub fn encode_query(s: &str) -> String {
-    encode(s, |b| b.is_ascii_alphanumeric() || b"-._~".contains(&b), true)
+    encode(
+        s,
+        |b| b.is_ascii_alphanumeric() || b"-._~".contains(&b),
+        true,
+    )
 }
 
 fn encode(s: &str, keep: impl Fn(u8) -> bool, plus_for_space: bool) -> String {
@@ -111,10 +120,14 @@ fn hex_value(b: u8) -> Option<u8> {
 
 /// Splits a query string (with or without the leading `?`) into decoded key/value pairs, in order.
 pub fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.trim_start_matches('?').split('&').filter(|part| !part.is_empty()).map(|part| {
-        let (key, value) = part.split_once('=').unwrap_or((part, ""));
-        (decode_query(key), decode_query(value))
-    })
+    query
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (key, value) = part.split_once('=').unwrap_or((part, ""));
+            (decode_query(key), decode_query(value))
+        })
 }
 
 #[cfg(test)]
@@ -123,16 +136,28 @@ mod tests {
 
     #[test]
     fn escapes_all_significant_characters() {
-        assert_eq!(escape(r#"<a href="x">Tom & 'Jerry'</a>"#), "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;");
+        assert_eq!(
+            escape(r#"<a href="x">Tom & 'Jerry'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;"
+        );
         assert_eq!(escape("plain ünïcode"), "plain ünïcode");
         assert_eq!(escape(""), "");
-        assert_eq!(escape("<script>alert(1)</script>"), "&lt;script&gt;alert(1)&lt;/script&gt;");
+        assert_eq!(
+            escape("<script>alert(1)</script>"),
+            "&lt;script&gt;alert(1)&lt;/script&gt;"
+        );
     }
 
     #[test]
     fn only_http_urls_are_linkable() {
-        assert_eq!(safe_http_url(" https://example.com/a?b=c "), Some("https://example.com/a?b=c"));
-        assert_eq!(safe_http_url("HTTP://EXAMPLE.COM"), Some("HTTP://EXAMPLE.COM"));
+        assert_eq!(
+            safe_http_url(" https://example.com/a?b=c "),
+            Some("https://example.com/a?b=c")
+        );
+        assert_eq!(
+            safe_http_url("HTTP://EXAMPLE.COM"),
+            Some("HTTP://EXAMPLE.COM")
+        );
         assert_eq!(safe_http_url("javascript:alert(1)"), None);
         assert_eq!(safe_http_url("data:text/html,<script>"), None);
         assert_eq!(safe_http_url("/relative"), None);
@@ -158,7 +183,11 @@ mod tests {
         let pairs: Vec<_> = query_pairs("?q=a+b&&flag&x=%3D").collect();
         assert_eq!(
             pairs,
-            vec![("q".into(), "a b".into()), ("flag".into(), String::new()), ("x".into(), "=".into())]
+            vec![
+                ("q".into(), "a b".into()),
+                ("flag".into(), String::new()),
+                ("x".into(), "=".into())
+            ]
         );
     }
 }

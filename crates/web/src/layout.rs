@@ -15,7 +15,13 @@ pub(crate) enum Nav {
 }
 
 /// Wraps `main_html` (already-escaped markup) into a complete HTML document.
-pub(crate) fn document(site: &Site, title: &str, description: &str, active: Nav, main_html: &str) -> String {
+pub(crate) fn document(
+    site: &Site,
+    title: &str,
+    description: &str,
+    active: Nav,
+    main_html: &str,
+) -> String {
     let mut out = String::with_capacity(main_html.len() + STYLE.len() + SCRIPT.len() + 1500);
     let _ = write!(
         out,
@@ -30,8 +36,16 @@ pub(crate) fn document(site: &Site, title: &str, description: &str, active: Nav,
         r#"<header class="site-header"><nav aria-label="Main"><a class="brand" href="/models">{}</a><ul class="nav-links">"#,
         Esc(&site.name)
     );
-    for (nav, href, label) in [(Nav::Models, "/models", "Models"), (Nav::Rankings, "/rankings", "Rankings"), (Nav::Other, "/api/v1/models", "API")] {
-        let current = if nav == active && nav != Nav::Other { r#" aria-current="page""# } else { "" };
+    for (nav, href, label) in [
+        (Nav::Models, "/models", "Models"),
+        (Nav::Rankings, "/rankings", "Rankings"),
+        (Nav::Other, "/api/v1/models", "API"),
+    ] {
+        let current = if nav == active && nav != Nav::Other {
+            r#" aria-current="page""#
+        } else {
+            ""
+        };
         let _ = write!(out, r#"<li><a href="{href}"{current}>{label}</a></li>"#);
     }
     out.push_str("</ul></nav></header>");
@@ -210,11 +224,21 @@ mod tests {
     #[test]
     fn document_has_landmarks_and_escapes_the_site_name() {
         let site = Site::new("Yard <&>", "http://x");
-        let html = document(&site, "Models", "All \"models\"", Nav::Models, "<h1>Hi</h1>");
+        let html = document(
+            &site,
+            "Models",
+            "All \"models\"",
+            Nav::Models,
+            "<h1>Hi</h1>",
+        );
         assert!(html.starts_with("<!doctype html><html lang=\"en\">"));
         assert!(html.contains("<title>Models | Yard &lt;&amp;&gt;</title>"));
         assert!(html.contains(r#"content="All &quot;models&quot;""#));
-        assert!(html.contains(r#"<main id="main""#) && html.contains("<header") && html.contains("<footer"));
+        assert!(
+            html.contains(r#"<main id="main""#)
+                && html.contains("<header")
+                && html.contains("<footer")
+        );
         assert!(html.contains(r#"<a href="/models" aria-current="page">Models</a>"#));
         assert!(html.contains(r#"href="/api/v1/models""#));
         assert_eq!(html.matches("<style>").count(), 1);

@@ -22,8 +22,9 @@ mod pages;
 mod query;
 
 pub use data::{
-    AppUsage, DailyTokens, EffectivePrice, Endpoint, ModelDailyTokens, ModelInfo, ModelPage, ModelsIndex, Period,
-    ProviderInfo, ProviderPage, ProviderRef, ProviderSeries, RankedModel, Rankings, Site, TimeSeries, UptimeSeries,
+    AppUsage, DailyTokens, EffectivePrice, Endpoint, ModelDailyTokens, ModelInfo, ModelPage,
+    ModelsIndex, Period, ProviderInfo, ProviderPage, ProviderRef, ProviderSeries, RankedModel,
+    Rankings, Site, TimeSeries, UptimeSeries,
 };
 pub use html::escape;
 pub use pages::{model_page, models_index, not_found, provider_page, rankings};

@@ -61,7 +61,9 @@ impl ModelSort {
 
     /// Parses a `sort=` value.
     pub fn from_param(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_param().eq_ignore_ascii_case(value.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_param().eq_ignore_ascii_case(value.trim()))
     }
 }
 
@@ -143,12 +145,20 @@ impl ModelsQuery {
     pub fn matches(&self, model: &ModelInfo) -> bool {
         if !self.text.trim().is_empty() {
             let haystack = format!("{} {}", model.id, model.name).to_lowercase();
-            if !self.text.to_lowercase().split_whitespace().all(|word| haystack.contains(word)) {
+            if !self
+                .text
+                .to_lowercase()
+                .split_whitespace()
+                .all(|word| haystack.contains(word))
+            {
                 return false;
             }
         }
         if let Some(wanted) = &self.provider
-            && !model.providers.iter().any(|p| p.slug.eq_ignore_ascii_case(wanted) || p.name.eq_ignore_ascii_case(wanted))
+            && !model
+                .providers
+                .iter()
+                .any(|p| p.slug.eq_ignore_ascii_case(wanted) || p.name.eq_ignore_ascii_case(wanted))
         {
             return false;
         }
@@ -163,7 +173,10 @@ impl ModelsQuery {
             return false;
         }
         if let Some(modality) = &self.modality
-            && !model.input_modalities.iter().any(|m| m.eq_ignore_ascii_case(modality))
+            && !model
+                .input_modalities
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(modality))
         {
             return false;
         }
@@ -180,9 +193,8 @@ impl ModelsQuery {
     fn compare(&self, a: &ModelInfo, b: &ModelInfo) -> Ordering {
         match self.sort {
             ModelSort::Newest => b.created.cmp(&a.created),
-            ModelSort::Price => {
-                ascending_known(a.input_price, b.input_price).then_with(|| ascending_known(a.output_price, b.output_price))
-            }
+            ModelSort::Price => ascending_known(a.input_price, b.input_price)
+                .then_with(|| ascending_known(a.output_price, b.output_price)),
             ModelSort::Context => b.context_length.cmp(&a.context_length),
             ModelSort::Throughput => descending_known(a.throughput, b.throughput),
             ModelSort::Latency => ascending_known(a.latency_ms, b.latency_ms),
@@ -222,7 +234,7 @@ fn parse_count(value: &str) -> Option<u64> {
         _ => (lower.as_str(), 1.0),
     };
     let n = number.trim().parse::<f64>().ok()? * scale;
-    (n.is_finite() && n >= 0.0 && n < 1e15).then_some(n.round() as u64)
+    (0.0..1e15).contains(&n).then_some(n.round() as u64)
 }
 
 fn parse_price(value: &str) -> Option<f64> {
@@ -238,7 +250,13 @@ mod tests {
     use super::*;
     use crate::data::ProviderRef;
 
-    fn model(id: &str, created: i64, context: u64, input: Option<f64>, tps: Option<f64>) -> ModelInfo {
+    fn model(
+        id: &str,
+        created: i64,
+        context: u64,
+        input: Option<f64>,
+        tps: Option<f64>,
+    ) -> ModelInfo {
         ModelInfo {
             id: id.to_owned(),
             name: id.to_uppercase(),
@@ -257,7 +275,9 @@ mod tests {
 
     #[test]
     fn parses_every_field() {
-        let q = ModelsQuery::parse("?q=gpt+4&provider=openai&min_context=128k&max_price=%241.5&modality=Image&sort=price");
+        let q = ModelsQuery::parse(
+            "?q=gpt+4&provider=openai&min_context=128k&max_price=%241.5&modality=Image&sort=price",
+        );
         assert_eq!(q.text, "gpt 4");
         assert_eq!(q.provider.as_deref(), Some("openai"));
         assert_eq!(q.min_context, Some(128_000));
@@ -274,13 +294,18 @@ mod tests {
         assert!(!q.is_filtered());
         assert_eq!(ModelsQuery::parse(""), ModelsQuery::default());
         assert_eq!(ModelsQuery::parse("max_price=free").max_price, Some(0.0));
-        assert_eq!(ModelsQuery::parse("min_context=1.5M").min_context, Some(1_500_000));
+        assert_eq!(
+            ModelsQuery::parse("min_context=1.5M").min_context,
+            Some(1_500_000)
+        );
         assert_eq!(ModelsQuery::parse("max_price=NaN").max_price, None);
     }
 
     #[test]
     fn round_trips_through_the_query_string() {
-        let q = ModelsQuery::parse("q=llama 3&provider=deep infra&min_context=32000&max_price=0.5&modality=image&sort=latency");
+        let q = ModelsQuery::parse(
+            "q=llama 3&provider=deep infra&min_context=32000&max_price=0.5&modality=image&sort=latency",
+        );
         assert_eq!(ModelsQuery::parse(&q.to_query_string()), q);
         assert_eq!(ModelsQuery::default().to_query_string(), "");
     }
@@ -296,12 +321,24 @@ mod tests {
             vision,
             model("meta/llama-free", 4, 32_000, None, Some(90.0)),
         ];
-        let ids = |q: &str| ModelsQuery::parse(q).apply(&models).iter().map(|m| m.id.as_str()).collect::<Vec<_>>();
+        let ids = |q: &str| {
+            ModelsQuery::parse(q)
+                .apply(&models)
+                .iter()
+                .map(|m| m.id.as_str())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ids("q=GPT 4o"), ["openai/gpt-4o-mini"]);
         assert_eq!(ids("provider=Google+Vertex"), ["google/gemini-flash"]);
         assert_eq!(ids("provider=google-vertex"), ["google/gemini-flash"]);
-        assert_eq!(ids("min_context=100k"), ["google/gemini-flash", "openai/gpt-4o-mini"]);
-        assert_eq!(ids("max_price=0.15"), ["google/gemini-flash", "openai/gpt-4o-mini"]);
+        assert_eq!(
+            ids("min_context=100k"),
+            ["google/gemini-flash", "openai/gpt-4o-mini"]
+        );
+        assert_eq!(
+            ids("max_price=0.15"),
+            ["google/gemini-flash", "openai/gpt-4o-mini"]
+        );
         assert_eq!(ids("modality=image"), ["google/gemini-flash"]);
         assert_eq!(ids("q=nothing-matches"), Vec::<&str>::new());
     }
@@ -314,12 +351,36 @@ mod tests {
             model("c/unknown-price", 5, 32_000, None, Some(200.0)),
             model("d/mid", 7, 64_000, Some(1.0), Some(80.0)),
         ];
-        let ids = |q: &str| ModelsQuery::parse(q).apply(&models).iter().map(|m| m.id.as_str()).collect::<Vec<_>>();
-        assert_eq!(ids(""), ["b/new-pricey", "d/mid", "c/unknown-price", "a/old-cheap"]);
-        assert_eq!(ids("sort=price"), ["a/old-cheap", "d/mid", "b/new-pricey", "c/unknown-price"]);
-        assert_eq!(ids("sort=context"), ["b/new-pricey", "d/mid", "c/unknown-price", "a/old-cheap"]);
-        assert_eq!(ids("sort=throughput"), ["c/unknown-price", "d/mid", "b/new-pricey", "a/old-cheap"]);
-        assert_eq!(ids("sort=latency"), ["c/unknown-price", "d/mid", "b/new-pricey", "a/old-cheap"]);
-        assert_eq!(ids("sort=popular"), ["b/new-pricey", "d/mid", "c/unknown-price", "a/old-cheap"]);
+        let ids = |q: &str| {
+            ModelsQuery::parse(q)
+                .apply(&models)
+                .iter()
+                .map(|m| m.id.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(""),
+            ["b/new-pricey", "d/mid", "c/unknown-price", "a/old-cheap"]
+        );
+        assert_eq!(
+            ids("sort=price"),
+            ["a/old-cheap", "d/mid", "b/new-pricey", "c/unknown-price"]
+        );
+        assert_eq!(
+            ids("sort=context"),
+            ["b/new-pricey", "d/mid", "c/unknown-price", "a/old-cheap"]
+        );
+        assert_eq!(
+            ids("sort=throughput"),
+            ["c/unknown-price", "d/mid", "b/new-pricey", "a/old-cheap"]
+        );
+        assert_eq!(
+            ids("sort=latency"),
+            ["c/unknown-price", "d/mid", "b/new-pricey", "a/old-cheap"]
+        );
+        assert_eq!(
+            ids("sort=popular"),
+            ["b/new-pricey", "d/mid", "c/unknown-price", "a/old-cheap"]
+        );
     }
 }

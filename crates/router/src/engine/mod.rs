@@ -233,6 +233,12 @@ impl Engine {
                 "The model catalog is still loading".into(),
             ));
         }
+        if inner.usage.is_full() {
+            // Fail closed: a request whose usage cannot be recorded is not served.
+            return Err(ApiError::Unavailable(
+                "Usage cannot be recorded right now; retry shortly".into(),
+            ));
+        }
         let table = inner.catalog.current();
         let perf = inner.perf.snapshot();
         let needs = Needs::of(&job.request);

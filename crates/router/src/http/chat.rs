@@ -49,6 +49,10 @@ pub async fn prepare(
         .keys
         .authenticate(auth::bearer(&parts.headers))
         .await?;
+    state
+        .limiter
+        .check(&caller.key_hash, caller.rate_limit_rpm)
+        .await?;
     let bytes = read_body(&parts.headers, body, state.max_body_bytes).await?;
     let parsed = parse(&bytes)?;
     let created = ids::unix_now();

@@ -26,6 +26,7 @@ use crate::error::ApiError;
 pub struct AppState {
     pub engine: Engine,
     pub keys: KeyCache,
+    pub limiter: crate::ratelimit::RateLimiter,
     pub metering: UsageMeteringServiceClient<InternalChannel>,
     pub max_body_bytes: usize,
     pub keepalive: std::time::Duration,

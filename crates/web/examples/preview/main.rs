@@ -14,15 +14,42 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let pages = [
-        ("models.html", switchyard_web::models_index(&sample::index(""))),
-        ("models-filtered.html", switchyard_web::models_index(&sample::index("q=gpt&modality=image&sort=price"))),
-        ("models-none.html", switchyard_web::models_index(&sample::index("q=nothing-like-this"))),
-        ("model.html", switchyard_web::model_page(&sample::model_page())),
-        ("model-empty.html", switchyard_web::model_page(&sample::empty_model_page())),
-        ("rankings.html", switchyard_web::rankings(&sample::rankings(Period::Week))),
-        ("rankings-empty.html", switchyard_web::rankings(&switchyard_web::Rankings::default())),
-        ("provider.html", switchyard_web::provider_page(&sample::provider_page())),
-        ("not-found.html", switchyard_web::not_found(&sample::site(), "No model called acme/nothing.")),
+        (
+            "models.html",
+            switchyard_web::models_index(&sample::index("")),
+        ),
+        (
+            "models-filtered.html",
+            switchyard_web::models_index(&sample::index("q=gpt&modality=image&sort=price")),
+        ),
+        (
+            "models-none.html",
+            switchyard_web::models_index(&sample::index("q=nothing-like-this")),
+        ),
+        (
+            "model.html",
+            switchyard_web::model_page(&sample::model_page()),
+        ),
+        (
+            "model-empty.html",
+            switchyard_web::model_page(&sample::empty_model_page()),
+        ),
+        (
+            "rankings.html",
+            switchyard_web::rankings(&sample::rankings(Period::Week)),
+        ),
+        (
+            "rankings-empty.html",
+            switchyard_web::rankings(&switchyard_web::Rankings::default()),
+        ),
+        (
+            "provider.html",
+            switchyard_web::provider_page(&sample::provider_page()),
+        ),
+        (
+            "not-found.html",
+            switchyard_web::not_found(&sample::site(), "No model called acme/nothing."),
+        ),
     ];
     if let Err(err) = std::fs::create_dir_all(&dir) {
         eprintln!("cannot create {}: {err}", dir.display());

@@ -2,7 +2,10 @@
 
 use std::fmt::Write as _;
 
-use super::{Scale, Size, Swatch, Unit, colour, empty_state, finite, legend, open_svg, truncate, value_axis, x_label};
+use super::{
+    Scale, Size, Swatch, Unit, colour, empty_state, finite, legend, open_svg, truncate, value_axis,
+    x_label,
+};
 use crate::html::Esc;
 
 /// One colour of bars: a value per category, plus optional reference values drawn as markers (e.g. list price).
@@ -15,7 +18,11 @@ pub(crate) struct BarSeries {
 
 impl BarSeries {
     pub(crate) fn new(name: impl Into<String>, values: Vec<Option<f64>>) -> Self {
-        Self { name: name.into(), values, reference: Vec::new() }
+        Self {
+            name: name.into(),
+            values,
+            reference: Vec::new(),
+        }
     }
 
     fn value(&self, category: usize) -> Option<f64> {
@@ -35,7 +42,12 @@ fn label_step(categories: usize) -> usize {
 /// How many bars are drawn: stacked charts skip zero segments, grouped charts draw a sliver for zero.
 fn bar_count(categories: &[String], series: &[BarSeries], skip_zero: bool) -> usize {
     (0..categories.len())
-        .map(|c| series.iter().filter(|s| s.value(c).is_some_and(|v| v > 0.0 || !skip_zero)).count())
+        .map(|c| {
+            series
+                .iter()
+                .filter(|s| s.value(c).is_some_and(|v| v > 0.0 || !skip_zero))
+                .count()
+        })
         .sum()
 }
 
@@ -63,13 +75,20 @@ pub(crate) fn stacked_bars(
 
     let mut out = String::with_capacity(2048 + count * 170);
     out.push_str(r#"<figure class="chart">"#);
-    open_svg(&mut out, size, &format!("{label} ({} categories)", categories.len()), count);
+    open_svg(
+        &mut out,
+        size,
+        &format!("{label} ({} categories)", categories.len()),
+        count,
+    );
     value_axis(&mut out, &plot, &scale, unit);
     for (c, category) in categories.iter().enumerate() {
         let x = plot.left + slot * c as f64 + (slot - bar_width) / 2.0;
         let mut base = 0.0;
         for (i, s) in series.iter().enumerate() {
-            let Some(v) = s.value(c).filter(|v| *v > 0.0) else { continue };
+            let Some(v) = s.value(c).filter(|v| *v > 0.0) else {
+                continue;
+            };
             let (y_top, y_bottom) = (scale.y(&plot, base + v), scale.y(&plot, base));
             let _ = write!(
                 out,
@@ -84,11 +103,21 @@ pub(crate) fn stacked_bars(
             base += v;
         }
         if c % every == 0 {
-            x_label(&mut out, &plot, x + bar_width / 2.0, &truncate(category, 10), (c / every) % 2 == 1);
+            x_label(
+                &mut out,
+                &plot,
+                x + bar_width / 2.0,
+                &truncate(category, 10),
+                (c / every) % 2 == 1,
+            );
         }
     }
     out.push_str("</svg>");
-    let entries: Vec<(&str, &str, Swatch)> = series.iter().enumerate().map(|(i, s)| (s.name.as_str(), colour(i), Swatch::Block)).collect();
+    let entries: Vec<(&str, &str, Swatch)> = series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), colour(i), Swatch::Block))
+        .collect();
     out.push_str(&legend(&entries));
     out.push_str("</figure>");
     out
@@ -110,7 +139,11 @@ pub(crate) fn grouped_bars(
         return empty_state(label, empty_detail);
     }
     let max = (0..categories.len())
-        .flat_map(|c| series.iter().flat_map(move |s| [s.value(c), s.reference(c)]))
+        .flat_map(|c| {
+            series
+                .iter()
+                .flat_map(move |s| [s.value(c), s.reference(c)])
+        })
         .flatten()
         .fold(0.0, f64::max);
     let plot = size.plot();
@@ -123,7 +156,12 @@ pub(crate) fn grouped_bars(
 
     let mut out = String::with_capacity(2048 + count * 200);
     out.push_str(r#"<figure class="chart">"#);
-    open_svg(&mut out, size, &format!("{label} ({} categories)", categories.len()), count);
+    open_svg(
+        &mut out,
+        size,
+        &format!("{label} ({} categories)", categories.len()),
+        count,
+    );
     value_axis(&mut out, &plot, &scale, unit);
     let mut any_reference = false;
     for (c, category) in categories.iter().enumerate() {
@@ -160,11 +198,21 @@ pub(crate) fn grouped_bars(
             }
         }
         if c % every == 0 {
-            x_label(&mut out, &plot, group_left + group_width / 2.0, &truncate(category, label_chars), false);
+            x_label(
+                &mut out,
+                &plot,
+                group_left + group_width / 2.0,
+                &truncate(category, label_chars),
+                false,
+            );
         }
     }
     out.push_str("</svg>");
-    let mut entries: Vec<(&str, &str, Swatch)> = series.iter().enumerate().map(|(i, s)| (s.name.as_str(), colour(i), Swatch::Block)).collect();
+    let mut entries: Vec<(&str, &str, Swatch)> = series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), colour(i), Swatch::Block))
+        .collect();
     if let (true, Some(name)) = (any_reference, reference_name) {
         entries.push((name, "currentColor", Swatch::Marker));
     }
@@ -187,7 +235,14 @@ mod tests {
             BarSeries::new("Prompt", vec![Some(1e9), Some(2e9), Some(0.0)]),
             BarSeries::new("Completion", vec![Some(5e8), None, Some(3e6)]),
         ];
-        let html = stacked_bars("Tokens per day", Unit::Tokens, &days(3), &series, Size::Normal, "");
+        let html = stacked_bars(
+            "Tokens per day",
+            Unit::Tokens,
+            &days(3),
+            &series,
+            Size::Normal,
+            "",
+        );
         assert!(html.contains(r#"data-points="4""#), "{html}");
         assert_eq!(html.matches("<rect").count(), 4);
         assert!(html.contains("Jun 1 · Prompt: 1B tokens (total 1.5B tokens)"));
@@ -197,13 +252,22 @@ mod tests {
     #[test]
     fn stacked_all_zero_is_empty() {
         let series = vec![BarSeries::new("Prompt", vec![Some(0.0), Some(0.0)])];
-        assert!(stacked_bars("Tokens", Unit::Tokens, &days(2), &series, Size::Normal, "").contains(r#"data-empty="true""#));
-        assert!(stacked_bars("Tokens", Unit::Tokens, &[], &[], Size::Wide, "").contains("No traffic yet"));
+        assert!(
+            stacked_bars("Tokens", Unit::Tokens, &days(2), &series, Size::Normal, "")
+                .contains(r#"data-empty="true""#)
+        );
+        assert!(
+            stacked_bars("Tokens", Unit::Tokens, &[], &[], Size::Wide, "")
+                .contains("No traffic yet")
+        );
     }
 
     #[test]
     fn stacked_thins_labels_for_many_days() {
-        let series = vec![BarSeries::new("Tokens", (0..30).map(|d| Some(d as f64 + 1.0)).collect())];
+        let series = vec![BarSeries::new(
+            "Tokens",
+            (0..30).map(|d| Some(d as f64 + 1.0)).collect(),
+        )];
         let html = stacked_bars("Tokens", Unit::Tokens, &days(30), &series, Size::Wide, "");
         assert!(html.contains(r#"data-points="30""#));
         assert!(html.contains(">Jun 1<") && !html.contains(">Jun 2<"));
@@ -215,8 +279,19 @@ mod tests {
         let mut input = BarSeries::new("Input", vec![Some(0.42), None]);
         input.reference = vec![Some(0.5), Some(0.6)];
         let output = BarSeries::new("Output", vec![Some(1.5), Some(1.8)]);
-        let categories = vec!["DeepInfra".to_owned(), "A very long provider name".to_owned()];
-        let html = grouped_bars("Effective price", Unit::UsdPerM, &categories, &[input, output], Some("List price"), Size::Normal, "");
+        let categories = vec![
+            "DeepInfra".to_owned(),
+            "A very long provider name".to_owned(),
+        ];
+        let html = grouped_bars(
+            "Effective price",
+            Unit::UsdPerM,
+            &categories,
+            &[input, output],
+            Some("List price"),
+            Size::Normal,
+            "",
+        );
         assert!(html.contains(r#"data-points="3""#));
         assert_eq!(html.matches("<rect").count(), 3);
         assert_eq!(html.matches(r#"<line class="ref""#).count(), 2);
@@ -226,7 +301,15 @@ mod tests {
 
     #[test]
     fn grouped_with_only_missing_values_is_empty() {
-        let html = grouped_bars("Price", Unit::UsdPerM, &["A".to_owned()], &[BarSeries::new("Input", vec![None])], None, Size::Normal, "x");
+        let html = grouped_bars(
+            "Price",
+            Unit::UsdPerM,
+            &["A".to_owned()],
+            &[BarSeries::new("Input", vec![None])],
+            None,
+            Size::Normal,
+            "x",
+        );
         assert!(html.contains(r#"data-empty="true""#));
     }
 }

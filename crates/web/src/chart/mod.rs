@@ -19,7 +19,9 @@ use crate::format;
 use crate::html::Esc;
 
 /// Colour-blind-friendly palette (after Okabe & Ito), readable on light and dark backgrounds.
-pub(crate) const PALETTE: [&str; 8] = ["#3b82f6", "#e69f00", "#009e73", "#cc79a7", "#d55e00", "#56b4e9", "#8b5cf6", "#94a3b8"];
+pub(crate) const PALETTE: [&str; 8] = [
+    "#3b82f6", "#e69f00", "#009e73", "#cc79a7", "#d55e00", "#56b4e9", "#8b5cf6", "#94a3b8",
+];
 
 /// The colour of series `i`.
 pub(crate) fn colour(i: usize) -> &'static str {
@@ -91,7 +93,7 @@ impl Size {
     fn height(self) -> f64 {
         match self {
             Size::Normal => 250.0,
-            Size::Wide => 290.0,
+            Size::Wide => 320.0,
         }
     }
 
@@ -101,7 +103,12 @@ impl Size {
             Size::Normal => (70.0, 32.0, 32.0),
             Size::Wide => (96.0, 44.0, 42.0),
         };
-        Plot { left, right: self.width() - 20.0, top, bottom: self.height() - bottom }
+        Plot {
+            left,
+            right: self.width() - 20.0,
+            top,
+            bottom: self.height() - bottom,
+        }
     }
 
     fn class(self) -> &'static str {
@@ -156,7 +163,11 @@ impl Scale {
         let count = ((hi_n - lo_n) / step).round() as usize;
         // Multiplying rather than accumulating keeps rounding error from growing along the axis.
         let ticks = (0..=count).map(|k| lo_n + step * k as f64).collect();
-        Scale { lo: lo_n, hi: hi_n, ticks }
+        Scale {
+            lo: lo_n,
+            hi: hi_n,
+            ticks,
+        }
     }
 
     fn y(&self, plot: &Plot, v: f64) -> f64 {
@@ -197,12 +208,19 @@ fn open_svg(out: &mut String, size: Size, label: &str, points: usize) {
 
 /// Horizontal grid lines with tick labels, and the unit title above the axis.
 fn value_axis(out: &mut String, plot: &Plot, scale: &Scale, unit: Unit) {
-    let _ = write!(out, r#"<text class="axis-title" x="2" y="2" dominant-baseline="hanging">{}</text>"#, unit.axis_title());
-    for &tick in &scale.ticks {
+    let _ = write!(
+        out,
+        r#"<text class="axis-title" x="2" y="2" dominant-baseline="hanging">{}</text>"#,
+        unit.axis_title()
+    );
+    // With many ticks, every other label is minor (hidden on phones, where the text is larger).
+    let thin = scale.ticks.len() > 5;
+    for (k, &tick) in scale.ticks.iter().enumerate() {
         let y = scale.y(plot, tick);
+        let class = if thin && k % 2 == 1 { r#" class="minor""# } else { "" };
         let _ = write!(
             out,
-            r#"<line class="grid" x1="{:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}"/><text x="{:.1}" y="{y:.1}" text-anchor="end" dominant-baseline="middle">{}</text>"#,
+            r#"<line class="grid" x1="{:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}"/><text{class} x="{:.1}" y="{y:.1}" text-anchor="end" dominant-baseline="middle">{}</text>"#,
             plot.left,
             plot.right,
             plot.left - 8.0,
@@ -219,7 +237,11 @@ fn value_axis(out: &mut String, plot: &Plot, scale: &Scale, unit: Unit) {
 /// A category or time label under the plot. Labels near the right edge are right-aligned to stay on the canvas;
 /// `minor` labels are hidden on phones, where the text is larger.
 fn x_label(out: &mut String, plot: &Plot, x: f64, text: &str, minor: bool) {
-    let anchor = if x > plot.right - 24.0 { "end" } else { "middle" };
+    let anchor = if x > plot.right - 24.0 {
+        "end"
+    } else {
+        "middle"
+    };
     let class = if minor { r#" class="minor""# } else { "" };
     let _ = write!(
         out,
@@ -295,7 +317,10 @@ mod tests {
 
     #[test]
     fn nice_scales() {
-        assert_eq!(Scale::nice(0.0, 87.0).ticks, vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
+        assert_eq!(
+            Scale::nice(0.0, 87.0).ticks,
+            vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+        );
         let unit = Scale::nice(0.0, 0.0);
         assert_eq!((unit.lo, unit.hi, unit.ticks.len()), (0.0, 1.0, 6));
         let huge = Scale::nice(0.0, 7.3e12);

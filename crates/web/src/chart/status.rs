@@ -51,12 +51,26 @@ impl StatusBand {
 
 /// The `hours` hourly slots ending with the hour containing `end` (or the newest sample when `end` is 0), filled
 /// from `hourly`; hours without a sample are `None`. Samples are bucketed by the hour they start in.
-pub(crate) fn hourly_slots(hourly: &[(i64, Option<f64>)], end: i64, hours: i64) -> Vec<(i64, Option<f64>)> {
-    let end = if end > 0 { end } else { hourly.iter().map(|p| p.0).max().unwrap_or(0) };
+pub(crate) fn hourly_slots(
+    hourly: &[(i64, Option<f64>)],
+    end: i64,
+    hours: i64,
+) -> Vec<(i64, Option<f64>)> {
+    let end = if end > 0 {
+        end
+    } else {
+        hourly.iter().map(|p| p.0).max().unwrap_or(0)
+    };
     let last_hour = end.div_euclid(3600) * 3600;
-    let by_hour: HashMap<i64, f64> =
-        hourly.iter().filter_map(|&(t, v)| finite(v).map(|v| (t.div_euclid(3600) * 3600, v.clamp(0.0, 100.0)))).collect();
-    (0..hours).rev().map(|k| last_hour - k * 3600).map(|h| (h, by_hour.get(&h).copied())).collect()
+    let by_hour: HashMap<i64, f64> = hourly
+        .iter()
+        .filter_map(|&(t, v)| finite(v).map(|v| (t.div_euclid(3600) * 3600, v.clamp(0.0, 100.0))))
+        .collect();
+    (0..hours)
+        .rev()
+        .map(|k| last_hour - k * 3600)
+        .map(|h| (h, by_hour.get(&h).copied()))
+        .collect()
 }
 
 /// One row of bars, or a compact empty state when no hour has data.
@@ -111,7 +125,11 @@ mod tests {
 
     #[test]
     fn slots_fill_missing_hours_and_end_at_now() {
-        let data = vec![(HOUR + 120, Some(99.0)), (HOUR + 2 * 3600, Some(80.0)), (HOUR - 500 * 3600, Some(50.0))];
+        let data = vec![
+            (HOUR + 120, Some(99.0)),
+            (HOUR + 2 * 3600, Some(80.0)),
+            (HOUR - 500 * 3600, Some(50.0)),
+        ];
         let slots = hourly_slots(&data, HOUR + 2 * 3600 + 59, 72);
         assert_eq!(slots.len(), 72);
         assert_eq!(slots[71], (HOUR + 2 * 3600, Some(80.0)));
@@ -125,7 +143,15 @@ mod tests {
 
     #[test]
     fn renders_one_rect_per_hour() {
-        let slots = hourly_slots(&[(HOUR, Some(99.5)), (HOUR - 3600, Some(90.0)), (HOUR - 7200, Some(10.0))], HOUR, 72);
+        let slots = hourly_slots(
+            &[
+                (HOUR, Some(99.5)),
+                (HOUR - 3600, Some(90.0)),
+                (HOUR - 7200, Some(10.0)),
+            ],
+            HOUR,
+            72,
+        );
         let html = status_bars("OpenAI uptime", &slots, "");
         assert_eq!(html.matches("<rect").count(), 72);
         assert!(html.contains(r#"data-points="3""#));
@@ -133,6 +159,8 @@ mod tests {
             assert!(html.contains(class), "{class}");
         }
         assert!(html.contains("Jun 1, 00:00 UTC: 99.5%"));
-        assert!(status_bars("x", &hourly_slots(&[], HOUR, 72), "").contains(r#"data-empty="true""#));
+        assert!(
+            status_bars("x", &hourly_slots(&[], HOUR, 72), "").contains(r#"data-empty="true""#)
+        );
     }
 }

@@ -13,7 +13,9 @@ use crate::query::{ModelSort, ModelsQuery};
 /// Descriptions on the list are cut to this many characters (the model page shows all of it).
 const DESCRIPTION_CHARS: usize = 260;
 
-const CONTEXT_CHOICES: [u64; 8] = [4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 200_000, 1_000_000];
+const CONTEXT_CHOICES: [u64; 8] = [
+    4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 200_000, 1_000_000,
+];
 const PRICE_CHOICES: [f64; 6] = [0.0, 0.5, 1.0, 5.0, 10.0, 20.0];
 
 /// Renders `/models`.
@@ -38,7 +40,11 @@ pub fn models_index(page: &ModelsIndex) -> String {
         query.sort.label().to_lowercase()
     );
     if shown.is_empty() {
-        let detail = if page.models.is_empty() { "The catalog is empty." } else { "No models match these filters." };
+        let detail = if page.models.is_empty() {
+            "The catalog is empty."
+        } else {
+            "No models match these filters."
+        };
         let _ = write!(
             main,
             r#"<div class="chart-empty" data-empty="true" role="note"><strong>{detail}</strong><span><a href="/models">Clear all filters</a></span></div>"#
@@ -51,15 +57,27 @@ pub fn models_index(page: &ModelsIndex) -> String {
         main.push_str("</ol>");
     }
     main.push_str("</section></div>");
-    let title = if query.is_filtered() { "Models (filtered)" } else { "Models" };
-    document(&page.site, title, "Browse every model: prices, context length, speed and usage.", Nav::Models, &main)
+    let title = if query.is_filtered() {
+        "Models (filtered)"
+    } else {
+        "Models"
+    };
+    document(
+        &page.site,
+        title,
+        "Browse every model: prices, context length, speed and usage.",
+        Nav::Models,
+        &main,
+    )
 }
 
 /// Provider slug → display name, for the provider menu.
 fn provider_options(models: &[ModelInfo]) -> BTreeMap<String, String> {
     let mut providers = BTreeMap::new();
     for p in models.iter().flat_map(|m| m.providers.iter()) {
-        providers.entry(p.slug.clone()).or_insert_with(|| p.name.clone());
+        providers
+            .entry(p.slug.clone())
+            .or_insert_with(|| p.name.clone());
     }
     providers
 }
@@ -75,8 +93,19 @@ fn filter_form(out: &mut String, page: &ModelsIndex, providers: &BTreeMap<String
     let mut provider_list: Vec<(String, String)> = vec![(String::new(), "Any provider".to_owned())];
     let mut names: Vec<(&String, &String)> = providers.iter().collect();
     names.sort_by_key(|(_, name)| name.to_lowercase());
-    provider_list.extend(names.into_iter().map(|(slug, name)| (slug.clone(), name.clone())));
-    select(out, "filter-provider", "provider", "Provider", &provider_list, q.provider.as_deref().unwrap_or(""));
+    provider_list.extend(
+        names
+            .into_iter()
+            .map(|(slug, name)| (slug.clone(), name.clone())),
+    );
+    select(
+        out,
+        "filter-provider",
+        "provider",
+        "Provider",
+        &provider_list,
+        q.provider.as_deref().unwrap_or(""),
+    );
 
     let mut contexts: Vec<(String, String)> = vec![(String::new(), "Any length".to_owned())];
     let mut context_values = CONTEXT_CHOICES.to_vec();
@@ -84,8 +113,20 @@ fn filter_form(out: &mut String, page: &ModelsIndex, providers: &BTreeMap<String
         context_values.push(n);
         context_values.sort_unstable();
     }
-    contexts.extend(context_values.into_iter().map(|n| (n.to_string(), format!("{} tokens or more", format::tokens(n)))));
-    select(out, "filter-context", "min_context", "Minimum context", &contexts, &q.min_context.map(|n| n.to_string()).unwrap_or_default());
+    contexts.extend(context_values.into_iter().map(|n| {
+        (
+            n.to_string(),
+            format!("{} tokens or more", format::tokens(n)),
+        )
+    }));
+    select(
+        out,
+        "filter-context",
+        "min_context",
+        "Minimum context",
+        &contexts,
+        &q.min_context.map(|n| n.to_string()).unwrap_or_default(),
+    );
 
     let mut prices: Vec<(String, String)> = vec![(String::new(), "Any price".to_owned())];
     let mut price_values = PRICE_CHOICES.to_vec();
@@ -94,38 +135,91 @@ fn filter_form(out: &mut String, page: &ModelsIndex, providers: &BTreeMap<String
         price_values.sort_by(f64::total_cmp);
     }
     prices.extend(price_values.into_iter().map(|p| {
-        let label = if p == 0.0 { "Free only".to_owned() } else { format!("Up to {} / M input", format::usd(p)) };
+        let label = if p == 0.0 {
+            "Free only".to_owned()
+        } else {
+            format!("Up to {} / M input", format::usd(p))
+        };
         (p.to_string(), label)
     }));
-    select(out, "filter-price", "max_price", "Maximum input price", &prices, &q.max_price.map(|p| p.to_string()).unwrap_or_default());
+    select(
+        out,
+        "filter-price",
+        "max_price",
+        "Maximum input price",
+        &prices,
+        &q.max_price.map(|p| p.to_string()).unwrap_or_default(),
+    );
 
-    let mut modalities: Vec<String> =
-        page.models.iter().flat_map(|m| m.input_modalities.iter().map(|x| x.to_ascii_lowercase())).collect();
+    let mut modalities: Vec<String> = page
+        .models
+        .iter()
+        .flat_map(|m| m.input_modalities.iter().map(|x| x.to_ascii_lowercase()))
+        .collect();
     modalities.extend(q.modality.clone());
     modalities.sort();
     modalities.dedup();
     let mut modality_list: Vec<(String, String)> = vec![(String::new(), "Any input".to_owned())];
     modality_list.extend(modalities.into_iter().map(|m| (m.clone(), capitalise(&m))));
-    select(out, "filter-modality", "modality", "Input modality", &modality_list, q.modality.as_deref().unwrap_or(""));
+    select(
+        out,
+        "filter-modality",
+        "modality",
+        "Input modality",
+        &modality_list,
+        q.modality.as_deref().unwrap_or(""),
+    );
 
-    let sorts: Vec<(String, String)> = ModelSort::ALL.iter().map(|s| (s.as_param().to_owned(), s.label().to_owned())).collect();
-    select(out, "filter-sort", "sort", "Sort by", &sorts, q.sort.as_param());
+    let sorts: Vec<(String, String)> = ModelSort::ALL
+        .iter()
+        .map(|s| (s.as_param().to_owned(), s.label().to_owned()))
+        .collect();
+    select(
+        out,
+        "filter-sort",
+        "sort",
+        "Sort by",
+        &sorts,
+        q.sort.as_param(),
+    );
 
     out.push_str(r#"<div class="form-actions"><button class="btn-primary" type="submit">Apply</button><a href="/models">Reset</a></div></form></aside>"#);
 }
 
-fn select(out: &mut String, id: &str, name: &str, label: &str, options: &[(String, String)], selected: &str) {
-    let _ = write!(out, r#"<div class="field"><label for="{id}">{label}</label><select id="{id}" name="{name}">"#);
+fn select(
+    out: &mut String,
+    id: &str,
+    name: &str,
+    label: &str,
+    options: &[(String, String)],
+    selected: &str,
+) {
+    let _ = write!(
+        out,
+        r#"<div class="field"><label for="{id}">{label}</label><select id="{id}" name="{name}">"#
+    );
     for (value, text) in options {
-        let mark = if value.eq_ignore_ascii_case(selected) { " selected" } else { "" };
-        let _ = write!(out, r#"<option value="{}"{mark}>{}</option>"#, Esc(value), Esc(text));
+        let mark = if value.eq_ignore_ascii_case(selected) {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            r#"<option value="{}"{mark}>{}</option>"#,
+            Esc(value),
+            Esc(text)
+        );
     }
     out.push_str("</select></div>");
 }
 
 fn capitalise(word: &str) -> String {
     let mut chars = word.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 fn model_card(out: &mut String, m: &ModelInfo) {
@@ -145,7 +239,11 @@ fn model_card(out: &mut String, m: &ModelInfo) {
         let _ = write!(out, " · added {}", format::date(m.created));
     }
     out.push_str("</div>");
-    let description = m.description.split_whitespace().collect::<Vec<_>>().join(" ");
+    let description = m
+        .description
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     if !description.is_empty() {
         let short = if description.chars().count() > DESCRIPTION_CHARS {
             let mut cut: String = description.chars().take(DESCRIPTION_CHARS).collect();
@@ -156,7 +254,11 @@ fn model_card(out: &mut String, m: &ModelInfo) {
         };
         let _ = write!(out, r#"<p class="desc">{}</p>"#, Esc(&short));
     }
-    let _ = write!(out, r#"<ul class="stats"><li><strong>{}</strong> context</li>"#, format::tokens(m.context_length));
+    let _ = write!(
+        out,
+        r#"<ul class="stats"><li><strong>{}</strong> context</li>"#,
+        format::tokens(m.context_length)
+    );
     if m.input_price.is_none() && m.output_price.is_none() {
         out.push_str("<li>Pricing not published</li>");
     } else {
@@ -168,13 +270,25 @@ fn model_card(out: &mut String, m: &ModelInfo) {
         );
     }
     if let Some(t) = m.throughput.filter(|t| t.is_finite()) {
-        let _ = write!(out, "<li><strong>{}</strong></li>", format::tokens_per_sec(t));
+        let _ = write!(
+            out,
+            "<li><strong>{}</strong></li>",
+            format::tokens_per_sec(t)
+        );
     }
     if let Some(l) = m.latency_ms.filter(|l| l.is_finite()) {
-        let _ = write!(out, "<li><strong>{}</strong> latency</li>", format::millis(l));
+        let _ = write!(
+            out,
+            "<li><strong>{}</strong> latency</li>",
+            format::millis(l)
+        );
     }
     if m.weekly_tokens > 0 {
-        let _ = write!(out, "<li><strong>{}</strong> tokens/week</li>", format::tokens(m.weekly_tokens));
+        let _ = write!(
+            out,
+            "<li><strong>{}</strong> tokens/week</li>",
+            format::tokens(m.weekly_tokens)
+        );
     }
     out.push_str("</ul>");
     if !m.input_modalities.is_empty() {
@@ -213,20 +327,31 @@ mod tests {
 
     #[test]
     fn filters_and_keeps_form_state() {
-        let page = ModelsIndex { site: Site::default(), models: catalog(), query: ModelsQuery::parse("q=llama&sort=price&max_price=0.07") };
+        let page = ModelsIndex {
+            site: Site::default(),
+            models: catalog(),
+            query: ModelsQuery::parse("q=llama&sort=price&max_price=0.07"),
+        };
         let html = models_index(&page);
         assert!(html.contains(r#"href="/meta/llama-3-8b""#));
         assert!(!html.contains(r#"href="/openai/gpt-4o""#));
         assert!(html.contains(r#"value="llama""#));
         assert!(html.contains(r#"<option value="price" selected>"#));
-        assert!(html.contains(r#"<option value="0.07" selected>"#), "custom price kept as an option");
+        assert!(
+            html.contains(r#"<option value="0.07" selected>"#),
+            "custom price kept as an option"
+        );
         assert!(html.contains(r#"Showing <span id="shown-count">1</span> of 2 models"#));
         assert!(html.contains(r#"<label for="filter-q">"#));
     }
 
     #[test]
     fn no_match_shows_an_empty_state() {
-        let page = ModelsIndex { site: Site::default(), models: catalog(), query: ModelsQuery::parse("q=zzz") };
+        let page = ModelsIndex {
+            site: Site::default(),
+            models: catalog(),
+            query: ModelsQuery::parse("q=zzz"),
+        };
         let html = models_index(&page);
         assert!(html.contains(r#"data-empty="true""#) && html.contains("No models match"));
         let empty = models_index(&ModelsIndex::default());
@@ -237,7 +362,10 @@ mod tests {
     fn long_descriptions_are_cut_and_escaped() {
         let mut models = catalog();
         models[0].description = format!("<script>alert(1)</script> {}", "word ".repeat(200));
-        let html = models_index(&ModelsIndex { models, ..ModelsIndex::default() });
+        let html = models_index(&ModelsIndex {
+            models,
+            ..ModelsIndex::default()
+        });
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains('…'));

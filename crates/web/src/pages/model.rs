@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::{RowSubject, apps_table, endpoints_table, open_section, paragraphs, uptime_rows};
+use super::serving::{RowSubject, endpoints_table, uptime_rows};
+use super::{apps_table, open_section, paragraphs};
 use crate::chart::{self, BarSeries, LineOptions, LineSeries, Size, Unit};
 use crate::data::{EffectivePrice, ModelPage, ProviderSeries};
 use crate::format;
@@ -32,7 +33,7 @@ pub fn model_page(page: &ModelPage) -> String {
     apps(&mut main, page);
     activity(&mut main, page);
     uptime(&mut main, page);
-    sample_code(&mut main, page);
+    super::code::sample_code(&mut main, &page.site.base_url, &page.model.id);
     let m = &page.model;
     let name = if m.name.is_empty() { &m.id } else { &m.name };
     let description = format!(
@@ -63,11 +64,23 @@ fn overview(out: &mut String, page: &ModelPage) {
     if m.created > 0 {
         fact("Created", format::date(m.created));
     }
-    fact("Context", format!("{} tokens", format::thousands(m.context_length)));
-    let per_million = |p: Option<f64>| p.filter(|p| p.is_finite()).map_or_else(|| "Unknown".to_owned(), |p| format!("{} / M tokens", format::usd(p)));
+    fact(
+        "Context",
+        format!("{} tokens", format::thousands(m.context_length)),
+    );
+    let per_million = |p: Option<f64>| {
+        p.filter(|p| p.is_finite()).map_or_else(
+            || "Unknown".to_owned(),
+            |p| format!("{} / M tokens", format::usd(p)),
+        )
+    };
     fact("Input", per_million(m.input_price));
     fact("Output", per_million(m.output_price));
-    if let Some(cutoff) = m.knowledge_cutoff.as_deref().filter(|c| !c.trim().is_empty()) {
+    if let Some(cutoff) = m
+        .knowledge_cutoff
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+    {
         fact("Knowledge cutoff", cutoff.to_owned());
     }
     out.push_str("</dl>");
@@ -98,27 +111,58 @@ fn providers(out: &mut String, page: &ModelPage) {
     let lede = match n {
         0 => String::new(),
         1 => "One provider serves this model.".to_owned(),
-        n => format!("{n} providers serve this model; the router picks among them and falls back when one fails."),
+        n => format!(
+            "{n} providers serve this model; the router picks among them and falls back when one fails."
+        ),
     };
     open_section(out, "providers", "Providers", &lede);
     if n == 0 {
-        out.push_str(&chart::empty_note("Providers", "No providers yet", "No provider serves this model right now."));
+        out.push_str(&chart::empty_note(
+            "Providers",
+            "No providers yet",
+            "No provider serves this model right now.",
+        ));
     } else {
-        endpoints_table(out, &page.endpoints, RowSubject::Provider, "Provider endpoints for this model");
+        endpoints_table(
+            out,
+            &page.endpoints,
+            RowSubject::Provider,
+            "Provider endpoints for this model",
+        );
         out.push_str(r#"<p class="muted">Latency is the median time to first token; throughput is the median output tokens per second.</p>"#);
     }
     out.push_str("</section>");
 }
 
 fn series(list: &[ProviderSeries]) -> Vec<LineSeries<'_>> {
-    list.iter().map(|s| LineSeries { name: &s.provider, points: &s.points, dashed: false }).collect()
+    list.iter()
+        .map(|s| LineSeries {
+            name: &s.provider,
+            points: &s.points,
+            dashed: false,
+        })
+        .collect()
 }
 
 fn performance(out: &mut String, page: &ModelPage) {
-    open_section(out, "performance", "Performance", "Per provider over time. Gaps mean no requests in that interval.");
+    open_section(
+        out,
+        "performance",
+        "Performance",
+        "Per provider over time. Gaps mean no requests in that interval.",
+    );
     out.push_str(r#"<div class="grid-2"><div><h3>Latency (time to first token, ms)</h3>"#);
-    let zero = LineOptions { zero_based: true, ..LineOptions::default() };
-    out.push_str(&chart::line_chart("Latency by provider", Unit::Millis, &series(&page.latency), zero, "Latency appears after the first requests."));
+    let zero = LineOptions {
+        zero_based: true,
+        ..LineOptions::default()
+    };
+    out.push_str(&chart::line_chart(
+        "Latency by provider",
+        Unit::Millis,
+        &series(&page.latency),
+        zero,
+        "Latency appears after the first requests.",
+    ));
     out.push_str(r#"</div><div><h3>Throughput (tokens per second)</h3>"#);
     out.push_str(&chart::line_chart(
         "Throughput by provider",
@@ -139,7 +183,10 @@ fn effective_pricing(out: &mut String, rows: &[EffectivePrice]) {
     );
     let observed: Vec<&EffectivePrice> = rows.iter().collect();
     if observed.is_empty() {
-        out.push_str(&chart::empty_state("Effective pricing", "Effective prices appear once requests have been billed in the past hour."));
+        out.push_str(&chart::empty_state(
+            "Effective pricing",
+            "Effective prices appear once requests have been billed in the past hour.",
+        ));
         out.push_str("</section>");
         return;
     }
@@ -162,7 +209,10 @@ fn effective_pricing(out: &mut String, rows: &[EffectivePrice]) {
         let weighted = |f: fn(&EffectivePrice) -> Option<f64>| {
             let (sum, weight) = observed
                 .iter()
-                .filter_map(|r| f(r).filter(|v| v.is_finite()).map(|v| (v * r.tokens as f64, r.tokens as f64)))
+                .filter_map(|r| {
+                    f(r).filter(|v| v.is_finite())
+                        .map(|v| (v * r.tokens as f64, r.tokens as f64))
+                })
                 .fold((0.0, 0.0), |(s, w), (v, t)| (s + v, w + t));
             (weight > 0.0).then(|| sum / weight)
         };
@@ -178,27 +228,56 @@ fn effective_pricing(out: &mut String, rows: &[EffectivePrice]) {
     }
     out.push_str("</table></div>");
     let categories: Vec<String> = observed.iter().map(|r| r.provider.clone()).collect();
-    let chart = |title: &str, effective: fn(&EffectivePrice) -> Option<f64>, list: fn(&EffectivePrice) -> Option<f64>| {
-        let mut bars = BarSeries::new("Effective price", observed.iter().map(|r| effective(r)).collect());
+    let chart = |title: &str,
+                 effective: fn(&EffectivePrice) -> Option<f64>,
+                 list: fn(&EffectivePrice) -> Option<f64>| {
+        let mut bars = BarSeries::new(
+            "Effective price",
+            observed.iter().map(|r| effective(r)).collect(),
+        );
         bars.reference = observed.iter().map(|r| list(r)).collect();
         let label = format!("{title} per provider: effective vs list price");
-        let chart = chart::grouped_bars(&label, Unit::UsdPerM, &categories, &[bars], Some("List price"), Size::Normal, "No billed requests in the past hour.");
+        let chart = chart::grouped_bars(
+            &label,
+            Unit::UsdPerM,
+            &categories,
+            &[bars],
+            Some("List price"),
+            Size::Normal,
+            "No billed requests in the past hour.",
+        );
         format!("<div><h3>{title}</h3>{chart}</div>")
     };
     out.push_str(r#"<div class="grid-2">"#);
-    out.push_str(&chart("Input price", |r| r.effective_input, |r| r.list_input));
-    out.push_str(&chart("Output price", |r| r.effective_output, |r| r.list_output));
+    out.push_str(&chart(
+        "Input price",
+        |r| r.effective_input,
+        |r| r.list_input,
+    ));
+    out.push_str(&chart(
+        "Output price",
+        |r| r.effective_output,
+        |r| r.list_output,
+    ));
     out.push_str("</div></section>");
 }
 
 fn apps(out: &mut String, page: &ModelPage) {
-    open_section(out, "apps", "Apps using this model", "Top apps this month by tokens, attributed through the HTTP-Referer and X-Title headers.");
+    open_section(
+        out,
+        "apps",
+        "Apps using this model",
+        "Top apps this month by tokens, attributed through the HTTP-Referer and X-Title headers.",
+    );
     if page.top_apps.is_empty() {
-        out.push_str(&chart::empty_state("Top apps", "Apps appear here once they send attributed requests."));
+        out.push_str(&chart::empty_state(
+            "Top apps",
+            "Apps appear here once they send attributed requests.",
+        ));
     } else {
         // Rank the whole list before cutting it, so the cut keeps the largest apps.
         let mut ranked = page.top_apps.clone();
-        ranked.sort_by(|a, b| b.tokens.cmp(&a.tokens));
+        ranked.sort_by_key(|app| std::cmp::Reverse(app.tokens));
         ranked.truncate(TOP_APPS);
         apps_table(out, &ranked, "Top apps using this model this month");
     }
@@ -207,8 +286,13 @@ fn apps(out: &mut String, page: &ModelPage) {
 
 fn activity(out: &mut String, page: &ModelPage) {
     let days = &page.daily_tokens;
-    let (prompt, completion, reasoning) =
-        days.iter().fold((0u64, 0u64, 0u64), |(p, c, r), d| (p.saturating_add(d.prompt), c.saturating_add(d.completion), r.saturating_add(d.reasoning)));
+    let (prompt, completion, reasoning) = days.iter().fold((0u64, 0u64, 0u64), |(p, c, r), d| {
+        (
+            p.saturating_add(d.prompt),
+            c.saturating_add(d.completion),
+            r.saturating_add(d.reasoning),
+        )
+    });
     let total = prompt.saturating_add(completion).saturating_add(reasoning);
     let lede = if total > 0 {
         format!(
@@ -224,8 +308,14 @@ fn activity(out: &mut String, page: &ModelPage) {
     };
     open_section(out, "activity", "Recent activity", &lede);
     let categories: Vec<String> = days.iter().map(|d| format::day_label(&d.date)).collect();
-    let as_series = |name: &str, f: fn(&crate::data::DailyTokens) -> u64| BarSeries::new(name, days.iter().map(|d| Some(f(d) as f64)).collect());
-    let stacks = [as_series("Prompt", |d| d.prompt), as_series("Completion", |d| d.completion), as_series("Reasoning", |d| d.reasoning)];
+    let as_series = |name: &str, f: fn(&crate::data::DailyTokens) -> u64| {
+        BarSeries::new(name, days.iter().map(|d| Some(f(d) as f64)).collect())
+    };
+    let stacks = [
+        as_series("Prompt", |d| d.prompt),
+        as_series("Completion", |d| d.completion),
+        as_series("Reasoning", |d| d.reasoning),
+    ];
     out.push_str(&chart::stacked_bars(
         "Tokens per day by type",
         Unit::Tokens,
@@ -238,110 +328,39 @@ fn activity(out: &mut String, page: &ModelPage) {
 }
 
 fn uptime(out: &mut String, page: &ModelPage) {
-    open_section(out, "uptime", "Uptime", "Hourly share of successful requests per provider over the last 3 days.");
+    open_section(
+        out,
+        "uptime",
+        "Uptime",
+        "Hourly share of successful requests per provider over the last 3 days.",
+    );
     uptime_rows(out, &page.uptime, page.now, "provider");
     let _ = write!(out, "<h3>Availability over the last 24 hours</h3>");
     let with_label = format!("With {} fallbacks", page.site.name);
     let lines = [
-        LineSeries { name: &with_label, points: &page.availability_with_fallbacks, dashed: false },
-        LineSeries { name: "Without routing (single provider)", points: &page.availability_without_routing, dashed: true },
+        LineSeries {
+            name: &with_label,
+            points: &page.availability_with_fallbacks,
+            dashed: false,
+        },
+        LineSeries {
+            name: "Without routing (single provider)",
+            points: &page.availability_without_routing,
+            dashed: true,
+        },
     ];
     out.push_str(&chart::line_chart(
         "Availability with and without fallback routing",
         Unit::Percent,
         &lines,
-        LineOptions { min_span: 5.0, size: Size::Wide, ..LineOptions::default() },
+        LineOptions {
+            min_span: 5.0,
+            size: Size::Wide,
+            ..LineOptions::default()
+        },
         "Availability appears after the first requests.",
     ));
     out.push_str("</section>");
-}
-
-fn sample_code(out: &mut String, page: &ModelPage) {
-    open_section(out, "sample-code", "Sample code", "Call this model through the OpenAI-compatible API. Set SWITCHYARD_KEY to your API key.");
-    let base = page.site.base_url.trim_end_matches('/');
-    let model = page.model.id.as_str();
-    let samples = [
-        ("curl", "curl", curl(base, model)),
-        ("python", "OpenAI SDK (Python)", openai_python(base, model)),
-        ("typescript", "OpenAI SDK (TypeScript)", openai_typescript(base, model)),
-        ("openrouter-python", "OpenRouter SDK (Python)", openrouter_python(base, model)),
-    ];
-    out.push_str(r#"<div class="tabs"><div role="tablist" aria-label="Sample code language">"#);
-    for (i, (id, label, _)) in samples.iter().enumerate() {
-        let _ = write!(
-            out,
-            r#"<button type="button" role="tab" id="tab-{id}" aria-controls="panel-{id}" aria-selected="{}"{}>{label}</button>"#,
-            i == 0,
-            if i == 0 { "" } else { r#" tabindex="-1""# }
-        );
-    }
-    out.push_str("</div>");
-    for (id, label, code) in &samples {
-        let _ = write!(
-            out,
-            r#"<div class="code-block" role="tabpanel" id="panel-{id}" aria-labelledby="tab-{id}"><div class="code-head"><h3>{label}</h3><button type="button" data-copy-from="code-{id}" aria-label="Copy {label} sample">Copy</button></div><pre tabindex="0"><code id="code-{id}">{}</code></pre></div>"#,
-            Esc(code)
-        );
-    }
-    out.push_str("</div></section>");
-}
-
-fn curl(base: &str, model: &str) -> String {
-    format!(
-        r#"curl {base}/chat/completions \
-  -H "Authorization: Bearer $SWITCHYARD_KEY" \
-  -H "Content-Type: application/json" \
-  -d '{{
-    "model": "{model}",
-    "messages": [{{"role": "user", "content": "Say hello in one sentence."}}]
-  }}'"#
-    )
-}
-
-fn openai_python(base: &str, model: &str) -> String {
-    format!(
-        r#"import os
-from openai import OpenAI
-
-client = OpenAI(base_url="{base}", api_key=os.environ["SWITCHYARD_KEY"])
-
-reply = client.chat.completions.create(
-    model="{model}",
-    messages=[{{"role": "user", "content": "Say hello in one sentence."}}],
-)
-print(reply.choices[0].message.content)"#
-    )
-}
-
-fn openai_typescript(base: &str, model: &str) -> String {
-    format!(
-        r#"import OpenAI from "openai";
-
-const client = new OpenAI({{
-  baseURL: "{base}",
-  apiKey: process.env.SWITCHYARD_KEY,
-}});
-
-const reply = await client.chat.completions.create({{
-  model: "{model}",
-  messages: [{{ role: "user", content: "Say hello in one sentence." }}],
-}});
-console.log(reply.choices[0].message.content);"#
-    )
-}
-
-fn openrouter_python(base: &str, model: &str) -> String {
-    format!(
-        r#"import os
-from openrouter import OpenRouter
-
-with OpenRouter(api_key=os.environ["SWITCHYARD_KEY"], server_url="{base}") as client:
-    reply = client.chat.send(
-        model="{model}",
-        messages=[{{"role": "user", "content": "Say hello in one sentence."}}],
-    )
-    print(reply.choices[0].message.content)"#
-    )
 }
 
 #[cfg(test)]
@@ -352,26 +371,26 @@ mod tests {
     fn page() -> ModelPage {
         ModelPage {
             site: Site::new("Switchyard", "http://localhost:8080/api/v1/"),
-            model: ModelInfo { id: "openai/gpt-4".into(), name: "GPT-4".into(), ..ModelInfo::default() },
+            model: ModelInfo {
+                id: "openai/gpt-4".into(),
+                name: "GPT-4".into(),
+                ..ModelInfo::default()
+            },
             ..ModelPage::default()
         }
     }
 
     #[test]
-    fn samples_use_the_base_url_and_model() {
-        let html = model_page(&page());
-        assert!(html.contains("curl http://localhost:8080/api/v1/chat/completions"));
-        assert!(html.contains(r#"base_url=&quot;http://localhost:8080/api/v1&quot;"#));
-        assert!(html.contains(r#"baseURL: &quot;http://localhost:8080/api/v1&quot;"#));
-        assert!(html.contains(r#"server_url=&quot;http://localhost:8080/api/v1&quot;"#));
-        assert_eq!(html.matches("&quot;openai/gpt-4&quot;").count(), 4);
-        assert_eq!(html.matches(r#"role="tab""#).count(), 4);
-    }
-
-    #[test]
     fn apps_are_ranked_by_tokens_and_capped() {
         let mut p = page();
-        p.top_apps = (0..30).map(|i| AppUsage { name: format!("app{i}"), url: None, tokens: i, requests: 1 }).collect();
+        p.top_apps = (0..30)
+            .map(|i| AppUsage {
+                name: format!("app{i}"),
+                url: None,
+                tokens: i,
+                requests: 1,
+            })
+            .collect();
         let html = model_page(&p);
         let first = html.find(">app29<").unwrap();
         let second = html.find(">app28<").unwrap();
@@ -383,8 +402,20 @@ mod tests {
     fn weighted_effective_price_row() {
         let mut p = page();
         p.effective_pricing = vec![
-            EffectivePrice { provider: "A".into(), effective_input: Some(1.0), list_input: Some(2.0), tokens: 300, ..EffectivePrice::default() },
-            EffectivePrice { provider: "B".into(), effective_input: Some(3.0), list_input: Some(4.0), tokens: 100, ..EffectivePrice::default() },
+            EffectivePrice {
+                provider: "A".into(),
+                effective_input: Some(1.0),
+                list_input: Some(2.0),
+                tokens: 300,
+                ..EffectivePrice::default()
+            },
+            EffectivePrice {
+                provider: "B".into(),
+                effective_input: Some(3.0),
+                list_input: Some(4.0),
+                tokens: 100,
+                ..EffectivePrice::default()
+            },
         ];
         let html = model_page(&p);
         assert!(html.contains("All providers (weighted)</th><td class=\"num\">$1.50</td><td class=\"num\">$2.50</td>"), "{html}");
