@@ -127,6 +127,7 @@ impl App {
             engine: engine.clone(),
             keys: keys.clone(),
             limiter: limiter.clone(),
+            default_rate_limit_rpm: config.default_rate_limit_rpm,
             metering,
             max_body_bytes: config.max_body_bytes,
             keepalive: config.keepalive(),

@@ -192,7 +192,7 @@ input,select{font:inherit;font-size:14px;width:100%;padding:7px 10px;border:1px 
 .flags li{display:flex;justify-content:space-between;align-items:center;gap:10px;background:var(--soft);border-radius:10px;padding:10px 14px}
 .links{display:flex;flex-wrap:wrap;gap:8px 18px;list-style:none;padding:0;margin:8px 0 0}
 .not-found{text-align:center;padding:64px 16px}
-@media (max-width:860px){.index-layout,.grid-2{grid-template-columns:minmax(0,1fr)}.filters{position:static}}
+@media (max-width:860px){.index-layout,.grid-2{grid-template-columns:minmax(0,1fr)}.filters{position:static;display:grid;grid-template-columns:repeat(2,minmax(0,1fr));column-gap:12px}.filters h2,.filters .field:first-of-type,.form-actions{grid-column:1/-1}}
 @media (max-width:600px){main{padding:14px 12px 40px}.brand{font-size:16px}.nav-links a{padding:6px 8px}.facts dd{font-size:15px}.section{padding:16px 14px;border-radius:12px}h1{font-size:24px}.site-header nav{padding:8px 12px}.uptime-row{grid-template-columns:minmax(0,1fr) auto}.uptime-row .bars{grid-column:1/-1;grid-row:2}.facts{grid-template-columns:repeat(2,minmax(0,1fr))}}
 "#;
 

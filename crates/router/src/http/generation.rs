@@ -37,7 +37,10 @@ async fn lookup(
     headers: &HeaderMap,
     query: GenerationQuery,
 ) -> Result<Value, ApiError> {
-    let caller = state.keys.authenticate(auth::bearer(headers)).await?;
+    let caller = state
+        .keys
+        .authenticate_for(auth::bearer(headers), auth::Scope::Any)
+        .await?;
     let id = query
         .id
         .filter(|id| !id.is_empty())
@@ -70,7 +73,7 @@ fn generation_json(g: &Generation) -> Value {
     let total = nanos_to_usd(g.total_cost_nanos);
     json!({
         "id": e.generation_id,
-        "request_id": null,
+        "request_id": if e.request_id.is_empty() { e.generation_id.clone() } else { e.request_id.clone() },
         "session_id": e.session_id,
         "created_at": created_at,
         "model": e.model,

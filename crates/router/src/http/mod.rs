@@ -1,5 +1,6 @@
 //! The public HTTP API (OpenRouter-compatible) under `/api/v1`.
 
+pub mod account;
 pub mod chat;
 pub mod chat_stream;
 pub mod completions;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub engine: Engine,
     pub keys: KeyCache,
     pub limiter: crate::ratelimit::RateLimiter,
+    /// Requests per minute for keys that set no limit (0 = none).
+    pub default_rate_limit_rpm: u32,
     pub metering: UsageMeteringServiceClient<InternalChannel>,
     pub max_body_bytes: usize,
     pub keepalive: std::time::Duration,
@@ -44,6 +47,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/providers", get(endpoints::list_providers))
         .route("/api/v1/generation", get(generation::get_generation))
+        .route(
+            "/api/v1/keys",
+            get(account::list_keys).post(account::create_key),
+        )
+        .route(
+            "/api/v1/keys/{hash}",
+            get(account::get_key)
+                .patch(account::update_key)
+                .delete(account::delete_key),
+        )
+        .route("/api/v1/key", get(account::current_key))
+        .route("/api/v1/auth/key", get(account::current_key))
+        .route("/api/v1/credits", get(account::credits))
+        .route("/api/v1/activity", get(account::activity))
+        .route(
+            "/api/v1/datasets/rankings-daily",
+            get(account::rankings_daily),
+        )
+        .route("/api/v1/datasets/app-rankings", get(account::app_rankings))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(|| async { ApiError::RouteNotFound.into_response() })

@@ -217,7 +217,11 @@ fn value_axis(out: &mut String, plot: &Plot, scale: &Scale, unit: Unit) {
     let thin = scale.ticks.len() > 5;
     for (k, &tick) in scale.ticks.iter().enumerate() {
         let y = scale.y(plot, tick);
-        let class = if thin && k % 2 == 1 { r#" class="minor""# } else { "" };
+        let class = if thin && k % 2 == 1 {
+            r#" class="minor""#
+        } else {
+            ""
+        };
         let _ = write!(
             out,
             r#"<line class="grid" x1="{:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}"/><text{class} x="{:.1}" y="{y:.1}" text-anchor="end" dominant-baseline="middle">{}</text>"#,
