@@ -141,7 +141,7 @@ async fn a_hang_before_the_first_token_falls_back_after_the_timeout() {
 }
 
 #[tokio::test]
-async fn a_stream_cut_mid_way_ends_in_band_and_bills_what_was_generated() {
+async fn a_stream_cut_mid_way_ends_in_band_and_is_not_charged() {
     let stack = Stack::start().await;
     stack
         .sim
@@ -176,11 +176,12 @@ async fn a_stream_cut_mid_way_ends_in_band_and_bills_what_was_generated() {
     let generation = wait_for_generation(&stack, &id).await;
     let data = &generation["data"];
     assert_eq!(data["finish_reason"], "error");
-    let billed = data["tokens_completion"].as_u64().unwrap();
-    assert!(billed > 0 && billed < 24, "partial: {billed}");
-    assert!(
-        data["total_cost"].as_f64().unwrap() > 0.0,
-        "what was generated is billed"
+    let recorded = data["tokens_completion"].as_u64().unwrap();
+    assert!(recorded > 0 && recorded < 24, "partial: {recorded}");
+    assert_eq!(
+        data["total_cost"].as_f64().unwrap(),
+        0.0,
+        "a request that ended in an error is insured: the tokens are recorded, not charged"
     );
     stack.stop().await;
 }

@@ -111,7 +111,8 @@ mod tests {
             assert_eq!(shape(&String::from_utf8(bytes).unwrap()), Shape::Corrupt, "at {i}");
         }
         assert_eq!(shape(&key[..key.len() - 1]), Shape::Corrupt);
-        assert_eq!(shape(&key.to_uppercase()), Shape::Corrupt);
+        let upper = format!("{INFERENCE_PREFIX}{}", key[INFERENCE_PREFIX.len()..].to_uppercase());
+        assert_eq!(shape(&upper), Shape::Corrupt);
         assert_eq!(shape("sk-sy-v2-whatever"), Shape::Corrupt);
     }
 

@@ -301,6 +301,11 @@ impl Journal {
                 continue;
             };
             let bytes = std::fs::metadata(&path)?.len();
+            if bytes == 0 {
+                // Opened but never written: nothing to replay.
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
             // Left by a previous run: everything in it is replayed.
             segments.insert(
                 seq,

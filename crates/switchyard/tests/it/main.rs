@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const DEV_KEY: &str = "sk-sy-v1-dev-key-for-the-binary-test";
+const DEV_KEY: &str = "dev-key-for-the-binary-test-0123";
 
 struct Running {
     child: Child,
