@@ -4,6 +4,7 @@
 mod bad_input;
 mod chat;
 mod compat;
+mod credits;
 mod deploy;
 mod grpc;
 mod helpers;

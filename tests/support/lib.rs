@@ -223,7 +223,7 @@ impl Stack {
             .post_transfer(switchyard_proto::metering::v1::PostTransferRequest {
                 account_id: created.key.account_id.clone(),
                 kind: switchyard_proto::metering::v1::TransferKind::TopUp.into(),
-                amount_nanos: 1_000 * 1_000_000_000,
+                amount_nanos: 100_000 * 1_000_000_000,
                 idempotency_key: "e2e-credit".into(),
                 memo: String::new(),
             })

@@ -90,6 +90,8 @@ pub struct Reservation {
     slot: Option<Arc<Slot>>,
     amount: Nanos,
     lease_id: String,
+    /// The key is not constrained: nothing to reserve or grow.
+    unlimited: bool,
 }
 
 impl Reservation {
@@ -99,7 +101,38 @@ impl Reservation {
             slot: None,
             amount: 0,
             lease_id: String::new(),
+            unlimited: true,
         }
+    }
+
+    /// What is reserved.
+    pub fn amount(&self) -> Nanos {
+        self.amount
+    }
+
+    /// Raises the reservation to `to` (a fallback to a pricier endpoint),
+    /// or refuses with 402 and leaves it as it was.
+    pub async fn grow(
+        &mut self,
+        credits: &Credits,
+        account_id: &str,
+        key_hash: &str,
+        to: Nanos,
+    ) -> Result<(), ApiError> {
+        if self.unlimited || to <= self.amount {
+            return Ok(());
+        }
+        let mut extra = credits.admit(account_id, key_hash, to - self.amount).await?;
+        if extra.unlimited {
+            return Ok(());
+        }
+        self.amount += std::mem::take(&mut extra.amount);
+        self.lease_id = std::mem::take(&mut extra.lease_id);
+        if self.slot.is_none() {
+            self.slot = extra.slot.take();
+        }
+        extra.slot = None;
+        Ok(())
     }
 
     /// The lease the request was admitted under, for its usage event.
@@ -230,11 +263,7 @@ impl Credits {
     ) -> Reservation {
         if st.unlimited {
             self.maybe_renew_in_background(slot, st, now);
-            return Reservation {
-                slot: None,
-                amount: 0,
-                lease_id: String::new(),
-            };
+            return Reservation::none();
         }
         st.reserved += worst;
         self.maybe_renew_in_background(slot, st, now);
@@ -242,6 +271,7 @@ impl Credits {
             slot: Some(slot.clone()),
             amount: worst,
             lease_id: st.lease_id.clone(),
+            unlimited: false,
         }
     }
 
@@ -461,6 +491,7 @@ mod tests {
             slot: Some(slot.clone()),
             amount: 40,
             lease_id: "l".into(),
+            unlimited: false,
         };
         drop(r);
         assert_eq!(slot.state.lock().unwrap().reserved, 40);
@@ -468,6 +499,7 @@ mod tests {
             slot: Some(slot.clone()),
             amount: 40,
             lease_id: "l".into(),
+            unlimited: false,
         };
         r.settle(25);
         let st = slot.state.lock().unwrap();

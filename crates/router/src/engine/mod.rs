@@ -265,14 +265,18 @@ impl Engine {
             now,
         };
         let groups = select::plan(&job.models, &cx);
-        // Admission: reserve the worst case over every endpoint that might
-        // serve (402 if the credit or the key's limit cannot cover it).
+        // Admission: reserve the worst case at the first endpoint to try
+        // (402 if the credit or the key's limit cannot cover it); a
+        // fallback to a pricier endpoint grows the reservation first.
+        let worst_at = |c: &Candidate| {
+            credits::worst_case(&c.endpoint, needs.prompt_tokens, needs.max_tokens)
+        };
         let worst = groups
             .iter()
             .filter_map(|g| g.candidates.as_ref().ok())
             .flatten()
-            .map(|c| credits::worst_case(&c.endpoint, needs.prompt_tokens, needs.max_tokens))
-            .max();
+            .map(worst_at)
+            .next();
         let mut reservation = match worst {
             Some(worst) => Some(
                 inner
@@ -331,6 +335,23 @@ impl Engine {
                         .health
                         .record(&endpoint.id, Signal::Neutral, Instant::now());
                     break 'models;
+                }
+                if let Some(reservation) = reservation.as_mut() {
+                    let need = worst_at(&candidate);
+                    if let Err(err) = reservation
+                        .grow(
+                            &inner.credits,
+                            &job.attribution.account_id,
+                            &job.attribution.key_hash,
+                            need,
+                        )
+                        .await
+                    {
+                        // This endpoint costs more than the credit covers;
+                        // a cheaper one may still serve.
+                        last_error = Some(err);
+                        continue;
+                    }
                 }
                 attempts += 1;
                 match self.attempt(&job, &candidate, deadline).await {
