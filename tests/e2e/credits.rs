@@ -117,7 +117,12 @@ async fn credit_for_ten_requests_admits_ten_of_a_hundred_and_the_ledger_balances
         }
     }
     // The bound: never more than the credit covers at the worst case.
-    assert_eq!(admitted.len(), 10, "credit for ten admits exactly ten");
+    // The bound: a request is admitted only while the credit not yet spent
+    // or reserved covers its worst case. All ten worst cases fit; requests
+    // that finished below their worst case free room for a few more; the
+    // spend can never exceed the credit.
+    assert!(admitted.len() >= 10, "credit for ten admits at least ten: {}", admitted.len());
+    assert!(refused > 0, "the rest are refused");
     assert_eq!(admitted.len() + refused, 100);
 
     wait_recorded(&stack, &account, &admitted).await;
@@ -133,6 +138,7 @@ async fn credit_for_ten_requests_admits_ten_of_a_hundred_and_the_ledger_balances
             .total;
     }
     let summary = stack.metering.account(&account).await.unwrap();
+    assert!(spent <= 10 * worst, "spent {spent} of a credit of {}", 10 * worst);
     assert_eq!(summary.balance_nanos, 10 * worst - spent, "balance = credit - usage");
     assert!(summary.balance_nanos >= 0, "never below zero");
     assert_eq!(summary.total_usage_nanos, spent);
@@ -246,6 +252,8 @@ async fn the_management_api_creates_limits_revokes_and_deletes_keys() {
     let response = patch(json!({"limit": null})).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap()["data"]["limit"], Value::Null);
+    // A refusal is remembered for a second before the lease is asked again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(chat_with(&stack, &new_key, &small_chat()).await.status(), 200);
     let response = patch(json!({"disabled": true})).await.unwrap();
     assert_eq!(response.json::<Value>().await.unwrap()["data"]["disabled"], true);
