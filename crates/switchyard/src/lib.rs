@@ -81,6 +81,8 @@ pub struct AllInOne {
     sim: Option<provider_sim::App>,
     catalog: switchyard_catalog::Catalog,
     pub dev_key: String,
+    /// Manages the development account's keys (`/api/v1/keys`, `/credits`).
+    pub dev_management_key: String,
 }
 
 impl AllInOne {
@@ -114,6 +116,7 @@ impl AllInOne {
         metering_config.key_pepper = args.key_pepper.clone().map(Into::into);
         let metering = Metering::open(&metering_config).await?;
         let dev_key = ensure_dev_key(&metering, args.dev_key.as_deref(), &args.data_dir).await?;
+        let dev_management_key = ensure_dev_management_key(&metering, &dev_key, &args.data_dir).await?;
 
         let mut adapter_config = switchyard_provider_adapter::Config::ephemeral();
         adapter_config.simulate_without_credentials =
@@ -144,6 +147,7 @@ impl AllInOne {
             sim,
             catalog,
             dev_key,
+            dev_management_key,
         })
     }
 
@@ -210,6 +214,36 @@ async fn ensure_dev_key(
             Ok(created.key_text)
         }
     }
+}
+
+/// A management key on the development key's account, kept in the data
+/// directory like the dev key, so the management API works out of the box.
+async fn ensure_dev_management_key(
+    metering: &Metering,
+    dev_key: &str,
+    data_dir: &Path,
+) -> anyhow::Result<String> {
+    let path = data_dir.join("dev-management-key");
+    let account = metering
+        .authenticate(dev_key)
+        .await?
+        .context("the development key was just created")?
+        .account_id;
+    let existing = std::fs::read_to_string(&path)
+        .ok()
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty());
+    let new = switchyard_usage_metering::keys::NewKey::parse(
+        "development (management)",
+        KeyKind::Management,
+        &account,
+        existing.as_deref(),
+    )?;
+    let created = metering.create_key(new).await?;
+    if existing.is_none() {
+        write_private(&path, &created.key_text)?;
+    }
+    Ok(created.key_text)
 }
 
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {

@@ -54,6 +54,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Scripts (and the tests) read this first line to find the port.
     println!("switchyard listening on {base} (gRPC {})", app.grpc_addr());
     println!("development key: {}", app.dev_key);
+    println!("development management key: {}", app.dev_management_key);
     if app.simulating() {
         println!("providers without an API key are answered by the built-in simulator");
     }

@@ -243,8 +243,46 @@ async fn logs_never_contain_keys_prompts_or_completions() {
                 .to_owned();
         }
     }
+    // The management API: the management key and a key it creates (shown
+    // once, in the response) must not reach the logs either.
+    let management = std::fs::read_to_string(data_dir.join("dev-management-key")).unwrap();
+    let created: Value = http
+        .post(format!("{}/keys", running.base))
+        .bearer_auth(management.trim())
+        .json(&json!({"name": "canary key", "limit": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_key = created["key"].as_str().expect("created key").to_owned();
+    let hash = created["data"]["hash"].as_str().unwrap().to_owned();
+    let response = http
+        .post(format!("{}/chat/completions", running.base))
+        .bearer_auth(&new_key)
+        .json(&json!({"model": "openai/gpt-4", "messages": [{"role": "user", "content": canary}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = http
+        .patch(format!("{}/keys/{hash}", running.base))
+        .bearer_auth(management.trim())
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     stop(running).await;
     let logs = std::fs::read_to_string(&log).unwrap();
+    for (what, secret) in [("management key", management.trim()), ("created key", new_key.as_str())] {
+        assert!(!logs.contains(secret), "the {what} leaked into logs");
+        assert!(
+            !logs.contains(&secret[secret.len() - 16..]),
+            "part of the {what} leaked into logs"
+        );
+    }
     assert!(logs.lines().count() > 10, "trace logging was on");
     assert!(
         logs.contains("trace_id") || logs.contains("\"level\""),
