@@ -128,6 +128,7 @@ impl App {
             keys: keys.clone(),
             limiter: limiter.clone(),
             default_rate_limit_rpm: config.default_rate_limit_rpm,
+            pages: Default::default(),
             metering,
             max_body_bytes: config.max_body_bytes,
             keepalive: config.keepalive(),

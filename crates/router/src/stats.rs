@@ -8,8 +8,13 @@
 //! Key layout (hash tags keep one endpoint's keys in one cluster slot):
 //! `{prefix}:stats:{<endpoint>}:5s:<unix/5>`  EXPIRE 600   (routing window)
 //! `{prefix}:stats:{<endpoint>}:1m:<unix/60>` EXPIRE 90000 (25 h of charts)
+//! `{prefix}:stats:{<endpoint>}:1h:<unix/3600>` EXPIRE 345600 (4 days of
+//! hourly history for the web pages)
 //! fields: ok, err, timeout, r429, client_err, ttft_n, ttft_sum_ms,
 //! tps_n, tps_sum, ttft_b<i>, tps_b<i> (log buckets, 2% relative error).
+//! `{prefix}:avail:{<model>}:1h:<unix/3600>` EXPIRE 345600: requests per
+//! model (`total`), those served after any fallbacks (`served`) and those
+//! the first endpoint tried served (`first_ok`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +27,9 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 const TTL_5S: i64 = 600;
 const TTL_1M: i64 = 90_000;
+const TTL_1H: i64 = 4 * 86_400;
+/// Hours of history kept in process (for deployments without Redis).
+const LOCAL_HOURS: i64 = 72;
 /// DDSketch gamma for 2% relative accuracy: (1 + a) / (1 - a).
 const GAMMA: f64 = 1.02 / 0.98;
 
@@ -156,9 +164,46 @@ fn bucket_value(b: i32) -> f64 {
 /// routing has numbers even when Redis is down.
 const LOCAL_MINUTES: i64 = 30;
 
+/// Whether requests for a model were served, with and without fallbacks.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Availability {
+    pub total: u64,
+    pub served: u64,
+    pub first_ok: u64,
+}
+
+impl Availability {
+    pub fn merge(&mut self, other: &Availability) {
+        self.total += other.total;
+        self.served += other.served;
+        self.first_ok += other.first_ok;
+    }
+
+    pub fn from_fields(fields: &HashMap<String, u64>) -> Availability {
+        let get = |k: &str| fields.get(k).copied().unwrap_or(0);
+        Availability {
+            total: get("total"),
+            served: get("served"),
+            first_ok: get("first_ok"),
+        }
+    }
+}
+
+/// Hour-by-hour history, for the web pages.
+#[derive(Default, Debug, Clone)]
+pub struct Hourly {
+    /// endpoint -> (hour start, unix seconds; aggregate), oldest first.
+    pub endpoints: HashMap<String, Vec<(i64, Agg)>>,
+    /// model -> (hour start; availability).
+    pub models: HashMap<String, Vec<(i64, Availability)>>,
+}
+
 #[derive(Default)]
 struct Inner {
     pending: Mutex<HashMap<String, Agg>>,
+    pending_avail: Mutex<HashMap<String, Availability>>,
+    hours: Mutex<HashMap<String, Vec<(i64, Agg)>>>,
+    avail_hours: Mutex<HashMap<String, Vec<(i64, Availability)>>>,
     minutes: Mutex<HashMap<String, Vec<(i64, Agg)>>>,
     flushed_batches: AtomicU64,
     dropped_batches: AtomicU64,
@@ -240,10 +285,79 @@ impl Stats {
             let ring = minutes.entry(endpoint_id.to_owned()).or_default();
             match ring.last_mut() {
                 Some((m, agg)) if *m == minute => agg.merge(&one),
-                _ => ring.push((minute, one)),
+                _ => ring.push((minute, one.clone())),
             }
             ring.retain(|(m, _)| *m > minute - LOCAL_MINUTES);
         }
+        {
+            let hour = now / 3600;
+            let mut hours = self.inner.hours.lock().expect("stats poisoned");
+            let ring = hours.entry(endpoint_id.to_owned()).or_default();
+            match ring.last_mut() {
+                Some((h, agg)) if *h == hour => agg.merge(&one),
+                _ => ring.push((hour, one)),
+            }
+            ring.retain(|(h, _)| *h > hour - LOCAL_HOURS);
+        }
+    }
+
+    /// One request for `model` ended: `served` after any fallbacks, and
+    /// whether the first endpoint tried served it.
+    pub fn record_request(&self, model: &str, served: bool, first_ok: bool) {
+        let one = Availability {
+            total: 1,
+            served: u64::from(served),
+            first_ok: u64::from(first_ok),
+        };
+        self.inner
+            .pending_avail
+            .lock()
+            .expect("stats poisoned")
+            .entry(model.to_owned())
+            .or_default()
+            .merge(&one);
+        let hour = now_unix() / 3600;
+        let mut hours = self.inner.avail_hours.lock().expect("stats poisoned");
+        let ring = hours.entry(model.to_owned()).or_default();
+        match ring.last_mut() {
+            Some((h, a)) if *h == hour => a.merge(&one),
+            _ => ring.push((hour, one)),
+        }
+        ring.retain(|(h, _)| *h > hour - LOCAL_HOURS);
+    }
+
+    /// This instance's hourly history for these endpoints and models over
+    /// the last `hours` hours.
+    pub fn local_hourly(&self, endpoints: &[String], models: &[String], hours: i64) -> Hourly {
+        let since = now_unix() / 3600 - hours + 1;
+        let stored = self.inner.hours.lock().expect("stats poisoned");
+        let endpoints = endpoints
+            .iter()
+            .map(|e| {
+                let ring = stored.get(e).map_or_else(Vec::new, |r| {
+                    r.iter()
+                        .filter(|(h, _)| *h >= since)
+                        .map(|(h, a)| (h * 3600, a.clone()))
+                        .collect()
+                });
+                (e.clone(), ring)
+            })
+            .collect();
+        drop(stored);
+        let stored = self.inner.avail_hours.lock().expect("stats poisoned");
+        let models = models
+            .iter()
+            .map(|m| {
+                let ring = stored.get(m).map_or_else(Vec::new, |r| {
+                    r.iter()
+                        .filter(|(h, _)| *h >= since)
+                        .map(|(h, a)| (h * 3600, *a))
+                        .collect()
+                });
+                (m.clone(), ring)
+            })
+            .collect();
+        Hourly { endpoints, models }
     }
 
     /// This instance's own numbers for `endpoint_id` over the last
@@ -288,8 +402,9 @@ async fn flush_loop(stats: Stats, client: redis::Client, prefix: String, shutdow
             _ = shutdown.wait() => true,
         };
         let batch = stats.take_pending();
-        if !batch.is_empty() {
-            match flush(&client, &mut conn, &prefix, &batch, now_unix()).await {
+        let avail = std::mem::take(&mut *stats.inner.pending_avail.lock().expect("stats poisoned"));
+        if !batch.is_empty() || !avail.is_empty() {
+            match flush(&client, &mut conn, &prefix, &batch, &avail, now_unix()).await {
                 Ok(()) => {
                     stats.inner.flushed_batches.fetch_add(1, Ordering::Relaxed);
                 }
@@ -311,6 +426,7 @@ async fn flush(
     conn: &mut Option<redis::aio::MultiplexedConnection>,
     prefix: &str,
     batch: &HashMap<String, Agg>,
+    avail: &HashMap<String, Availability>,
     now: i64,
 ) -> anyhow::Result<()> {
     if conn.is_none() {
@@ -331,12 +447,25 @@ async fn flush(
                 format!("{prefix}:stats:{{{endpoint}}}:1m:{}", now / 60),
                 TTL_1M,
             ),
+            (
+                format!("{prefix}:stats:{{{endpoint}}}:1h:{}", now / 3600),
+                TTL_1H,
+            ),
         ] {
             for (field, value) in fields(agg) {
                 pipe.hincr(&key, field, value).ignore();
             }
             pipe.expire(&key, ttl).ignore();
         }
+    }
+    for (model, a) in avail {
+        let key = format!("{prefix}:avail:{{{model}}}:1h:{}", now / 3600);
+        for (field, value) in [("total", a.total), ("served", a.served), ("first_ok", a.first_ok)] {
+            if value > 0 {
+                pipe.hincr(&key, field, value).ignore();
+            }
+        }
+        pipe.expire(&key, TTL_1H).ignore();
     }
     tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(conn))
         .await

@@ -357,6 +357,9 @@ impl Engine {
                 match self.attempt(&job, &candidate, deadline).await {
                     Ok(opened) => {
                         inner.metrics.attempt(&endpoint.provider_slug, "ok");
+                        if let Some(model) = &primary {
+                            inner.stats.record_request(model, true, attempts == 1);
+                        }
                         let mut trail = failures;
                         trail.push(served(&endpoint));
                         let key = sticky_key.filter(|_| {
@@ -400,6 +403,11 @@ impl Engine {
                     }
                 }
             }
+        }
+        if attempts > 0
+            && let Some(model) = &primary
+        {
+            inner.stats.record_request(model, false, false);
         }
         Err(last_error.unwrap_or_else(|| {
             ApiError::Unavailable("No endpoint could take the request right now".into())

@@ -8,6 +8,7 @@ pub mod endpoints;
 pub mod generation;
 pub mod messages;
 pub mod models;
+pub mod pages;
 pub mod request;
 pub mod sse;
 
@@ -28,6 +29,8 @@ pub struct AppState {
     pub engine: Engine,
     pub keys: KeyCache,
     pub limiter: crate::ratelimit::RateLimiter,
+    /// Rendered web pages, for a few seconds.
+    pub pages: pages::PageCache,
     /// Requests per minute for keys that set no limit (0 = none).
     pub default_rate_limit_rpm: u32,
     pub metering: UsageMeteringServiceClient<InternalChannel>,
@@ -68,7 +71,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/datasets/app-rankings", get(account::app_rankings))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .fallback(|| async { ApiError::RouteNotFound.into_response() })
+        .route("/", get(pages::models_index))
+        .route("/models", get(pages::models_index))
+        .route("/rankings", get(pages::rankings))
+        .route("/providers/{slug}", get(pages::provider_page))
+        .route("/{author}/{slug}", get(pages::model_page))
+        .fallback(pages::fallback)
         .with_state(state)
 }
 

@@ -52,6 +52,56 @@ impl RedisStats {
         format!("{}:stats:{{{endpoint}}}:1m:{minute}", self.prefix)
     }
 
+    /// Hour-by-hour history of the fleet over the last `hours` hours.
+    pub async fn hourly(
+        &self,
+        endpoints: &[String],
+        models: &[String],
+        hours: i64,
+    ) -> anyhow::Result<crate::stats::Hourly> {
+        let now = chrono::Utc::now().timestamp() / 3600;
+        let mut conn = tokio::time::timeout(
+            REDIS_TIMEOUT,
+            self.client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("Redis connect timed out"))??;
+        let mut pipe = redis::pipe();
+        for endpoint in endpoints {
+            for h in (now - hours + 1)..=now {
+                pipe.hgetall(format!("{}:stats:{{{endpoint}}}:1h:{h}", self.prefix));
+            }
+        }
+        for model in models {
+            for h in (now - hours + 1)..=now {
+                pipe.hgetall(format!("{}:avail:{{{model}}}:1h:{h}", self.prefix));
+            }
+        }
+        let replies: Vec<HashMap<String, u64>> =
+            tokio::time::timeout(REDIS_TIMEOUT * 4, pipe.query_async(&mut conn))
+                .await
+                .map_err(|_| anyhow::anyhow!("Redis read timed out"))??;
+        let mut out = crate::stats::Hourly::default();
+        let mut replies = replies.into_iter();
+        for endpoint in endpoints {
+            let ring = ((now - hours + 1)..=now)
+                .zip(replies.by_ref())
+                .filter(|(_, f)| !f.is_empty())
+                .map(|(h, f)| (h * 3600, Agg::from_fields(&f)))
+                .collect();
+            out.endpoints.insert(endpoint.clone(), ring);
+        }
+        for model in models {
+            let ring = ((now - hours + 1)..=now)
+                .zip(replies.by_ref())
+                .filter(|(_, f)| !f.is_empty())
+                .map(|(h, f)| (h * 3600, crate::stats::Availability::from_fields(&f)))
+                .collect();
+            out.models.insert(model.clone(), ring);
+        }
+        Ok(out)
+    }
+
     /// The merged 1-minute buckets of each endpoint over the last `minutes`.
     pub async fn window(
         &self,
@@ -134,6 +184,18 @@ impl PerfView {
     pub async fn refresh(&self, endpoints: &[String]) {
         let snapshot = self.read(endpoints, ROUTING_MINUTES).await;
         *self.current.write().expect("perf poisoned") = Arc::new(snapshot);
+    }
+
+    /// Hourly history for the web pages: the fleet's from Redis when it
+    /// answers, this instance's otherwise.
+    pub async fn hourly(&self, endpoints: &[String], models: &[String], hours: i64) -> crate::stats::Hourly {
+        if let Some(redis) = &self.redis {
+            match redis.hourly(endpoints, models, hours).await {
+                Ok(h) => return h,
+                Err(err) => tracing::debug!(%err, "hourly stats read from Redis failed; using local"),
+            }
+        }
+        self.stats.local_hourly(endpoints, models, hours)
     }
 
     /// A window of `minutes` for these endpoints: fleet numbers from Redis
