@@ -11,3 +11,4 @@ mod helpers;
 mod k8s;
 mod routing;
 mod telemetry;
+mod web;
