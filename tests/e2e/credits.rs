@@ -54,8 +54,17 @@ async fn assert_ledger_balances(stack: &Stack) {
 async fn wait_recorded(stack: &Stack, account: &str, ids: &[String]) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     for id in ids {
-        while stack.metering.get_generation(id, account).await.unwrap().is_none() {
-            assert!(tokio::time::Instant::now() < deadline, "{id} never recorded");
+        while stack
+            .metering
+            .get_generation(id, account)
+            .await
+            .unwrap()
+            .is_none()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id} never recorded"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -121,7 +130,11 @@ async fn credit_for_ten_requests_admits_ten_of_a_hundred_and_the_ledger_balances
     // or reserved covers its worst case. All ten worst cases fit; requests
     // that finished below their worst case free room for a few more; the
     // spend can never exceed the credit.
-    assert!(admitted.len() >= 10, "credit for ten admits at least ten: {}", admitted.len());
+    assert!(
+        admitted.len() >= 10,
+        "credit for ten admits at least ten: {}",
+        admitted.len()
+    );
     assert!(refused > 0, "the rest are refused");
     assert_eq!(admitted.len() + refused, 100);
 
@@ -138,8 +151,16 @@ async fn credit_for_ten_requests_admits_ten_of_a_hundred_and_the_ledger_balances
             .total;
     }
     let summary = stack.metering.account(&account).await.unwrap();
-    assert!(spent <= 10 * worst, "spent {spent} of a credit of {}", 10 * worst);
-    assert_eq!(summary.balance_nanos, 10 * worst - spent, "balance = credit - usage");
+    assert!(
+        spent <= 10 * worst,
+        "spent {spent} of a credit of {}",
+        10 * worst
+    );
+    assert_eq!(
+        summary.balance_nanos,
+        10 * worst - spent,
+        "balance = credit - usage"
+    );
     assert!(summary.balance_nanos >= 0, "never below zero");
     assert_eq!(summary.total_usage_nanos, spent);
     assert_ledger_balances(&stack).await;
@@ -171,7 +192,10 @@ async fn the_management_api_creates_limits_revokes_and_deletes_keys() {
     // A key in our format with a bad checksum is refused without a lookup.
     let mut corrupt = inference.key_text.clone();
     corrupt.replace_range(20..21, if &corrupt[20..21] == "a" { "b" } else { "a" });
-    assert_eq!(chat_with(&stack, &corrupt, &small_chat()).await.status(), 401);
+    assert_eq!(
+        chat_with(&stack, &corrupt, &small_chat()).await.status(),
+        401
+    );
 
     // Create a key with a limit; it answers once, with its text.
     let response = client()
@@ -189,7 +213,11 @@ async fn the_management_api_creates_limits_revokes_and_deletes_keys() {
     assert_eq!(body["data"]["limit"], 0.01);
     assert_eq!(body["data"]["limit_reset"], "daily");
     assert!(!body.to_string().contains("key_text"));
-    for bad in [json!({}), json!({"name": "x", "limit": -1}), json!({"name": "x", "limit_reset": "hourly"})] {
+    for bad in [
+        json!({}),
+        json!({"name": "x", "limit": -1}),
+        json!({"name": "x", "limit_reset": "hourly"}),
+    ] {
         let response = client()
             .post(stack.url("/api/v1/keys"))
             .bearer_auth(&admin)
@@ -215,19 +243,37 @@ async fn the_management_api_creates_limits_revokes_and_deletes_keys() {
     assert_eq!(*statuses.last().unwrap(), 402, "{statuses:?}");
 
     // /key describes the calling key; /keys lists the account's keys.
-    let me: Value = get("/api/v1/key", &new_key).await.unwrap().json().await.unwrap();
+    let me: Value = get("/api/v1/key", &new_key)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["data"]["limit"], 0.01);
     assert_eq!(me["data"]["is_management_key"], false);
     assert_eq!(me["data"]["rate_limit"]["requests"], 1000);
-    let listed: Value = get("/api/v1/keys", &admin).await.unwrap().json().await.unwrap();
+    let listed: Value = get("/api/v1/keys", &admin)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let hashes: Vec<&str> = listed["data"]
         .as_array()
         .unwrap()
         .iter()
         .map(|k| k["hash"].as_str().unwrap())
         .collect();
-    assert!(hashes.contains(&hash.as_str()) && hashes.len() == 3, "{hashes:?}");
-    let credits: Value = get("/api/v1/credits", &admin).await.unwrap().json().await.unwrap();
+    assert!(
+        hashes.contains(&hash.as_str()) && hashes.len() == 3,
+        "{hashes:?}"
+    );
+    let credits: Value = get("/api/v1/credits", &admin)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(credits["data"]["total_credits"], 20.0);
     assert!(credits["data"]["total_usage"].as_f64().unwrap() > 0.0);
     let activity = get("/api/v1/activity", &admin).await.unwrap();
@@ -235,8 +281,14 @@ async fn the_management_api_creates_limits_revokes_and_deletes_keys() {
     assert!(activity.json::<Value>().await.unwrap()["data"].is_array());
 
     // Another account's management key cannot see or touch this key.
-    let (other_admin, _) = stack.metering.bootstrap("other", Billing::Prepaid, 0).await.unwrap();
-    let response = get(&format!("/api/v1/keys/{hash}"), &other_admin.key_text).await.unwrap();
+    let (other_admin, _) = stack
+        .metering
+        .bootstrap("other", Billing::Prepaid, 0)
+        .await
+        .unwrap();
+    let response = get(&format!("/api/v1/keys/{hash}"), &other_admin.key_text)
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
 
     // PATCH: nothing to update is a 400; disabling stops the key within
@@ -251,12 +303,21 @@ async fn the_management_api_creates_limits_revokes_and_deletes_keys() {
     assert_eq!(patch(json!({})).await.unwrap().status(), 400);
     let response = patch(json!({"limit": null})).await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.json::<Value>().await.unwrap()["data"]["limit"], Value::Null);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["data"]["limit"],
+        Value::Null
+    );
     // A refusal is remembered for a second before the lease is asked again.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(chat_with(&stack, &new_key, &small_chat()).await.status(), 200);
+    assert_eq!(
+        chat_with(&stack, &new_key, &small_chat()).await.status(),
+        200
+    );
     let response = patch(json!({"disabled": true})).await.unwrap();
-    assert_eq!(response.json::<Value>().await.unwrap()["data"]["disabled"], true);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["data"]["disabled"],
+        true
+    );
     let revoked_at = tokio::time::Instant::now();
     loop {
         let status = chat_with(&stack, &new_key, &small_chat()).await.status();
@@ -264,7 +325,10 @@ async fn the_management_api_creates_limits_revokes_and_deletes_keys() {
             break;
         }
         assert_eq!(status, 200);
-        assert!(revoked_at.elapsed() < Duration::from_secs(8), "still accepted after 8 s");
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(8),
+            "still accepted after 8 s"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -276,8 +340,17 @@ async fn the_management_api_creates_limits_revokes_and_deletes_keys() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.json::<Value>().await.unwrap(), json!({"deleted": true}));
-    assert_eq!(get(&format!("/api/v1/keys/{hash}"), &admin).await.unwrap().status(), 404);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"deleted": true})
+    );
+    assert_eq!(
+        get(&format!("/api/v1/keys/{hash}"), &admin)
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 
     // Datasets: any key, OpenRouter's shapes.
     let rankings: Value = get("/api/v1/datasets/rankings-daily", &inference.key_text)
@@ -287,9 +360,13 @@ async fn the_management_api_creates_limits_revokes_and_deletes_keys() {
         .await
         .unwrap();
     assert!(rankings["data"].is_array() && rankings["meta"]["version"] == "v1");
-    let apps = get("/api/v1/datasets/app-rankings?sort=trending", &admin).await.unwrap();
+    let apps = get("/api/v1/datasets/app-rankings?sort=trending", &admin)
+        .await
+        .unwrap();
     assert_eq!(apps.status(), 200);
-    let bad = get("/api/v1/datasets/rankings-daily?period=hour", &admin).await.unwrap();
+    let bad = get("/api/v1/datasets/rankings-daily?period=hour", &admin)
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
     assert_ledger_balances(&stack).await;
     stack.stop().await;
@@ -388,7 +465,12 @@ async fn a_minute_long_metering_outage_fails_no_request_and_loses_no_usage() {
     for _ in 0..3 {
         let response = chat_with(&stack, &stack.key, &small_chat()).await;
         assert_eq!(response.status(), 200);
-        ids.push(response.headers()["x-generation-id"].to_str().unwrap().to_owned());
+        ids.push(
+            response.headers()["x-generation-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     stack.stop_metering().await;
     let outage = tokio::time::Instant::now();
@@ -396,13 +478,21 @@ async fn a_minute_long_metering_outage_fails_no_request_and_loses_no_usage() {
     while outage.elapsed() < Duration::from_secs(62) {
         let response = chat_with(&stack, &stack.key, &small_chat()).await;
         if response.status() == 200 {
-            ids.push(response.headers()["x-generation-id"].to_str().unwrap().to_owned());
+            ids.push(
+                response.headers()["x-generation-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+            );
         } else {
             failures.push(response.status().as_u16());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert!(failures.is_empty(), "failed during the outage: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "failed during the outage: {failures:?}"
+    );
     assert!(ids.len() > 200, "steady load: {}", ids.len());
     stack.restart_metering().await;
     wait_recorded(&stack, &account, &ids).await;

@@ -36,14 +36,24 @@ async fn generate_traffic(stack: &Stack) {
         let response = client()
             .post(stack.url("/api/v1/chat/completions"))
             .bearer_auth(&stack.key)
-            .header("HTTP-Referer", if i % 2 == 0 { "https://a.example" } else { "https://b.example" })
+            .header(
+                "HTTP-Referer",
+                if i % 2 == 0 {
+                    "https://a.example"
+                } else {
+                    "https://b.example"
+                },
+            )
             .header("X-Title", if i % 2 == 0 { "Alpha App" } else { "Beta App" })
             .json(&body)
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
-        last = response.headers()["x-generation-id"].to_str().unwrap().to_owned();
+        last = response.headers()["x-generation-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         response.text().await.unwrap();
     }
     wait_for_generation(stack, &last).await;
@@ -57,19 +67,36 @@ async fn every_page_renders_from_live_data_and_the_json_behind_it_agrees() {
     // Before any traffic: explicit empty states, never broken charts.
     let (status, empty) = page(&stack, "/openai/gpt-4").await;
     assert_eq!(status, 200);
-    assert!(empty.contains("data-empty=\"true\""), "empty states before traffic");
+    assert!(
+        empty.contains("data-empty=\"true\""),
+        "empty states before traffic"
+    );
     assert!(!empty.contains("data-points=\"0\""));
 
     generate_traffic(&stack).await;
     // The empty render above is cached for 10 s; wait it out.
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (_, model) = page(&stack, "/openai/gpt-4").await;
-    for id in ["providers", "performance", "effective-pricing", "apps", "activity", "uptime", "sample-code"] {
+    for id in [
+        "providers",
+        "performance",
+        "effective-pricing",
+        "apps",
+        "activity",
+        "uptime",
+        "sample-code",
+    ] {
         assert!(model.contains(&format!("id=\"{id}\"")), "#{id}");
     }
-    assert!(model.contains("Alpha App") && model.contains("Beta App"), "top apps");
+    assert!(
+        model.contains("Alpha App") && model.contains("Beta App"),
+        "top apps"
+    );
     assert!(model.contains("SimCheap"), "providers table");
-    assert!(model.contains(&stack.url("/api/v1")), "sample code base URL");
+    assert!(
+        model.contains(&stack.url("/api/v1")),
+        "sample code base URL"
+    );
 
     let (status, index) = page(&stack, "/models?q=gemini").await;
     assert_eq!(status, 200);
@@ -83,7 +110,11 @@ async fn every_page_renders_from_live_data_and_the_json_behind_it_agrees() {
     assert_eq!(page(&stack, "/providers/nope").await.0, 404);
     assert_eq!(page(&stack, "/nobody/nothing").await.0, 404);
     // API paths keep the JSON envelope.
-    let response = client().get(stack.url("/api/v1/nothing")).send().await.unwrap();
+    let response = client()
+        .get(stack.url("/api/v1/nothing"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], 404);

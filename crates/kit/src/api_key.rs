@@ -108,10 +108,17 @@ mod tests {
         for i in INFERENCE_PREFIX.len()..key.len() {
             let mut bytes = key.clone().into_bytes();
             bytes[i] = if bytes[i] == b'0' { b'1' } else { b'0' };
-            assert_eq!(shape(&String::from_utf8(bytes).unwrap()), Shape::Corrupt, "at {i}");
+            assert_eq!(
+                shape(&String::from_utf8(bytes).unwrap()),
+                Shape::Corrupt,
+                "at {i}"
+            );
         }
         assert_eq!(shape(&key[..key.len() - 1]), Shape::Corrupt);
-        let upper = format!("{INFERENCE_PREFIX}{}", key[INFERENCE_PREFIX.len()..].to_uppercase());
+        let upper = format!(
+            "{INFERENCE_PREFIX}{}",
+            key[INFERENCE_PREFIX.len()..].to_uppercase()
+        );
         assert_eq!(shape(&upper), Shape::Corrupt);
         assert_eq!(shape("sk-sy-v2-whatever"), Shape::Corrupt);
     }
@@ -119,6 +126,9 @@ mod tests {
     #[test]
     fn other_formats_need_a_lookup() {
         assert_eq!(shape("sk-dev-0123456789abcdef"), Shape::Foreign);
-        assert_eq!(shape(&format!("{INFERENCE_PREFIX}{}", "ab".repeat(32))), Shape::Foreign);
+        assert_eq!(
+            shape(&format!("{INFERENCE_PREFIX}{}", "ab".repeat(32))),
+            Shape::Foreign
+        );
     }
 }

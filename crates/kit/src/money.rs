@@ -115,7 +115,7 @@ impl Rates {
 /// nano-dollar or beyond i64.
 pub fn usd_to_nanos(text: &str) -> Option<Nanos> {
     let price: Price = text.parse().ok()?;
-    if price.atto % ATTO_PER_NANO != 0 {
+    if !price.atto.is_multiple_of(ATTO_PER_NANO) {
         return None;
     }
     Nanos::try_from(price.atto / ATTO_PER_NANO).ok()

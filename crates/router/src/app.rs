@@ -101,8 +101,7 @@ impl App {
             peers.adapter.clone(),
             stats.clone(),
             perf,
-            usage,
-            credits.clone(),
+            (usage, credits.clone()),
             Timeouts {
                 first_token: Duration::from_millis(config.first_token_timeout_ms as u64),
                 reasoning_first_token: Duration::from_millis(

@@ -86,7 +86,11 @@ impl KeyCache {
     }
 
     /// Authenticates a call to an endpoint of `scope`.
-    pub async fn authenticate_for(&self, key: Option<&str>, scope: Scope) -> Result<Caller, ApiError> {
+    pub async fn authenticate_for(
+        &self,
+        key: Option<&str>,
+        scope: Scope,
+    ) -> Result<Caller, ApiError> {
         let key = key.ok_or(ApiError::MissingKey)?;
         // A key in our format with a bad checksum cannot exist: no lookup.
         if switchyard_kit::api_key::shape(key) == switchyard_kit::api_key::Shape::Corrupt {

@@ -122,7 +122,9 @@ impl Reservation {
         if self.unlimited || to <= self.amount {
             return Ok(());
         }
-        let mut extra = credits.admit(account_id, key_hash, to - self.amount).await?;
+        let mut extra = credits
+            .admit(account_id, key_hash, to - self.amount)
+            .await?;
         if extra.unlimited {
             return Ok(());
         }
@@ -319,12 +321,12 @@ impl Credits {
         };
         let mut client = self.inner.client.clone();
         let call = client.acquire_lease(AcquireLeaseRequest {
-                account_id: slot.account_id.clone(),
-                key_hash: slot.key_hash.clone(),
-                holder: self.inner.holder.clone(),
-                lease_id,
-                want_nanos: want,
-            });
+            account_id: slot.account_id.clone(),
+            key_hash: slot.key_hash.clone(),
+            holder: self.inner.holder.clone(),
+            lease_id,
+            want_nanos: want,
+        });
         let response = match tokio::time::timeout(LEASE_CALL_TIMEOUT, call).await {
             Ok(Ok(r)) => r.into_inner(),
             Ok(Err(status)) => {
@@ -440,13 +442,25 @@ mod tests {
     #[test]
     fn worst_case_covers_the_largest_possible_answer() {
         // 100 prompt tokens (+10% +16 = 126) and max_tokens 50 at gpt-4 prices.
-        assert_eq!(worst_case(&endpoint(8192, None), 100, Some(50)), 126 * 30_000 + 50 * 60_000);
+        assert_eq!(
+            worst_case(&endpoint(8192, None), 100, Some(50)),
+            126 * 30_000 + 50 * 60_000
+        );
         // Without max_tokens: the endpoint's max output.
-        assert_eq!(worst_case(&endpoint(8192, Some(4096)), 100, None), 126 * 30_000 + 4096 * 60_000);
+        assert_eq!(
+            worst_case(&endpoint(8192, Some(4096)), 100, None),
+            126 * 30_000 + 4096 * 60_000
+        );
         // Without either: whatever the context leaves.
-        assert_eq!(worst_case(&endpoint(1100, None), 100, None), 126 * 30_000 + 1000 * 60_000);
+        assert_eq!(
+            worst_case(&endpoint(1100, None), 100, None),
+            126 * 30_000 + 1000 * 60_000
+        );
         // max_tokens above the endpoint's cap is capped.
-        assert_eq!(worst_case(&endpoint(8192, Some(10)), 100, Some(500)), 126 * 30_000 + 10 * 60_000);
+        assert_eq!(
+            worst_case(&endpoint(8192, Some(10)), 100, Some(500)),
+            126 * 30_000 + 10 * 60_000
+        );
     }
 
     #[test]
@@ -464,7 +478,10 @@ mod tests {
             denial: LeaseDenial::InsufficientCredits as i32,
             ..Default::default()
         };
-        assert!(!broke.admits(0), "a negative balance blocks free models too");
+        assert!(
+            !broke.admits(0),
+            "a negative balance blocks free models too"
+        );
         assert!(
             LeaseState {
                 unlimited: true,

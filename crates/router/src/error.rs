@@ -265,7 +265,8 @@ impl ApiError {
                 available_nanos,
             } => {
                 metadata["required"] = switchyard_kit::money::nanos_to_usd(*required_nanos).into();
-                metadata["available"] = switchyard_kit::money::nanos_to_usd(*available_nanos).into();
+                metadata["available"] =
+                    switchyard_kit::money::nanos_to_usd(*available_nanos).into();
                 metadata["reason"] = match self {
                     ApiError::KeyLimitExceeded { .. } => "key_limit",
                     _ => "insufficient_credits",

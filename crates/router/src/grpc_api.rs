@@ -26,7 +26,11 @@ pub struct RouterGrpc {
 }
 
 impl RouterGrpc {
-    pub fn new(engine: Engine, keys: KeyCache, limiter: crate::ratelimit::RateLimiter) -> RouterGrpc {
+    pub fn new(
+        engine: Engine,
+        keys: KeyCache,
+        limiter: crate::ratelimit::RateLimiter,
+    ) -> RouterGrpc {
         RouterGrpc {
             engine,
             keys,

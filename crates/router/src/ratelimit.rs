@@ -144,7 +144,11 @@ impl RateLimiter {
     }
 
     /// Admits one request of the key, or refuses it with 429.
-    pub async fn check(&self, key_hash: &str, key_rpm: Option<u32>) -> Result<Option<Verdict>, ApiError> {
+    pub async fn check(
+        &self,
+        key_hash: &str,
+        key_rpm: Option<u32>,
+    ) -> Result<Option<Verdict>, ApiError> {
         let rpm = key_rpm.unwrap_or(self.inner.default_rpm);
         if rpm == 0 {
             return Ok(None);
@@ -207,12 +211,17 @@ impl RateLimiter {
             }
             outcome => {
                 match outcome {
-                    Ok(Err(err)) => tracing::warn!(%err, "rate limiter: Redis failed; limiting locally"),
+                    Ok(Err(err)) => {
+                        tracing::warn!(%err, "rate limiter: Redis failed; limiting locally")
+                    }
                     _ => tracing::warn!("rate limiter: Redis timed out; limiting locally"),
                 }
                 *self.inner.connection.lock().await = None;
-                *self.inner.redis_down_until.lock().expect("limiter poisoned") =
-                    Some(std::time::Instant::now() + REDIS_BACKOFF);
+                *self
+                    .inner
+                    .redis_down_until
+                    .lock()
+                    .expect("limiter poisoned") = Some(std::time::Instant::now() + REDIS_BACKOFF);
                 None
             }
         }
@@ -247,7 +256,13 @@ mod tests {
     fn gcra_allows_the_burst_then_one_per_interval() {
         // 600/min: one every 100 ms, burst 60.
         let rate = Rate::per_minute(600);
-        assert_eq!(rate, Rate { interval_ms: 100, tolerance_ms: 5_900 });
+        assert_eq!(
+            rate,
+            Rate {
+                interval_ms: 100,
+                tolerance_ms: 5_900
+            }
+        );
         let mut tat = 0;
         let now = 1_000_000;
         let mut allowed = 0;
@@ -277,7 +292,11 @@ mod tests {
     #[tokio::test]
     async fn without_redis_the_replica_enforces_the_whole_limit() {
         let limiter = RateLimiter::new(None, 0, 3).unwrap();
-        assert_eq!(limiter.check("k", None).await.unwrap(), None, "no limit set");
+        assert_eq!(
+            limiter.check("k", None).await.unwrap(),
+            None,
+            "no limit set"
+        );
         let mut ok = 0;
         let mut refused = None;
         for _ in 0..5 {

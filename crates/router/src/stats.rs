@@ -460,7 +460,11 @@ async fn flush(
     }
     for (model, a) in avail {
         let key = format!("{prefix}:avail:{{{model}}}:1h:{}", now / 3600);
-        for (field, value) in [("total", a.total), ("served", a.served), ("first_ok", a.first_ok)] {
+        for (field, value) in [
+            ("total", a.total),
+            ("served", a.served),
+            ("first_ok", a.first_ok),
+        ] {
             if value > 0 {
                 pipe.hincr(&key, field, value).ignore();
             }

@@ -66,7 +66,11 @@ impl UsageSink {
         shutdown: Shutdown,
         metrics: RouterMetrics,
     ) -> anyhow::Result<(UsageSink, tokio::task::JoinHandle<()>)> {
-        let journal = Arc::new(Journal::open(&data_dir.join("usage-journal"), max_bytes, metrics)?);
+        let journal = Arc::new(Journal::open(
+            &data_dir.join("usage-journal"),
+            max_bytes,
+            metrics,
+        )?);
         let client = UsageMeteringServiceClient::new(channel)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -101,7 +105,12 @@ impl UsageSink {
     }
 }
 
-async fn run(client: Client, mut rx: mpsc::Receiver<Queued>, journal: Arc<Journal>, shutdown: Shutdown) {
+async fn run(
+    client: Client,
+    mut rx: mpsc::Receiver<Queued>,
+    journal: Arc<Journal>,
+    shutdown: Shutdown,
+) {
     let mut replay = tokio::time::interval(REPLAY_EVERY);
     replay.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut fsync = tokio::time::interval(FSYNC_EVERY);
@@ -321,7 +330,10 @@ impl Journal {
             );
         }
         if !segments.is_empty() {
-            tracing::info!(segments = segments.len(), "usage journal from a previous run will be replayed");
+            tracing::info!(
+                segments = segments.len(),
+                "usage journal from a previous run will be replayed"
+            );
         }
         let seq = segments.keys().next_back().map_or(1, |s| s + 1);
         let file = open_segment(dir, seq)?;
@@ -417,10 +429,11 @@ impl Journal {
             .segments
             .get(&seq)
             .is_some_and(|s| s.sealed && !s.dirty && s.acked >= s.written);
-        if done && let Some(segment) = st.segments.remove(&seq) {
-            if let Err(err) = std::fs::remove_file(&segment.path) {
-                tracing::warn!(%err, "usage journal cleanup failed");
-            }
+        if done
+            && let Some(segment) = st.segments.remove(&seq)
+            && let Err(err) = std::fs::remove_file(&segment.path)
+        {
+            tracing::warn!(%err, "usage journal cleanup failed");
         }
     }
 
@@ -535,17 +548,24 @@ impl Journal {
         for segment in st.segments.values() {
             let waiting = segment.dirty || segment.acked < segment.written;
             if waiting {
-                undelivered_events += segment.written.saturating_sub(segment.acked).max(u64::from(segment.dirty));
+                undelivered_events += segment
+                    .written
+                    .saturating_sub(segment.acked)
+                    .max(u64::from(segment.dirty));
                 undelivered_bytes += segment.bytes;
                 oldest = Some(oldest.map_or(segment.opened_at, |o| o.min(segment.opened_at)));
             }
         }
         drop(st);
-        self.undelivered_bytes.store(undelivered_bytes, Ordering::Relaxed);
+        self.undelivered_bytes
+            .store(undelivered_bytes, Ordering::Relaxed);
         let full = undelivered_bytes > self.max_bytes;
         if full != self.full.swap(full, Ordering::Relaxed) {
             if full {
-                tracing::error!(undelivered_bytes, "usage journal full: refusing new requests until metering catches up");
+                tracing::error!(
+                    undelivered_bytes,
+                    "usage journal full: refusing new requests until metering catches up"
+                );
             } else {
                 tracing::info!("usage journal has room again");
             }
@@ -641,7 +661,10 @@ mod tests {
         let first = journal.append(&event("gen-1")).unwrap();
         journal.ack(first);
         journal.rotate_if_older(Duration::ZERO);
-        assert!(!segment_path(&dir, first).exists(), "acked and sealed: deleted");
+        assert!(
+            !segment_path(&dir, first).exists(),
+            "acked and sealed: deleted"
+        );
         let second = journal.append(&event("gen-2")).unwrap();
         journal.rotate_if_older(Duration::ZERO);
         assert!(segment_path(&dir, second).exists(), "unacknowledged: kept");
@@ -651,7 +674,10 @@ mod tests {
         let st = journal.state.lock().unwrap();
         let pending: Vec<_> = st.segments.values().filter(|s| s.dirty).collect();
         assert_eq!(pending.len(), 1);
-        assert_eq!(read_frames(&pending[0].path).unwrap()[0].generation_id, "gen-2");
+        assert_eq!(
+            read_frames(&pending[0].path).unwrap()[0].generation_id,
+            "gen-2"
+        );
         drop(st);
         std::fs::remove_dir_all(dir).unwrap();
     }

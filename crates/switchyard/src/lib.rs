@@ -116,7 +116,8 @@ impl AllInOne {
         metering_config.key_pepper = args.key_pepper.clone().map(Into::into);
         let metering = Metering::open(&metering_config).await?;
         let dev_key = ensure_dev_key(&metering, args.dev_key.as_deref(), &args.data_dir).await?;
-        let dev_management_key = ensure_dev_management_key(&metering, &dev_key, &args.data_dir).await?;
+        let dev_management_key =
+            ensure_dev_management_key(&metering, &dev_key, &args.data_dir).await?;
 
         let mut adapter_config = switchyard_provider_adapter::Config::ephemeral();
         adapter_config.simulate_without_credentials =
@@ -202,13 +203,23 @@ async fn ensure_dev_key(
     match existing.filter(|k| !k.is_empty()) {
         Some(key) => {
             metering
-                .ensure_key("development", KeyKind::Inference, Some(&key), switchyard_usage_metering::ledger::Billing::Postpaid)
+                .ensure_key(
+                    "development",
+                    KeyKind::Inference,
+                    Some(&key),
+                    switchyard_usage_metering::ledger::Billing::Postpaid,
+                )
                 .await?;
             Ok(key)
         }
         None => {
             let created = metering
-                .ensure_key("development", KeyKind::Inference, None, switchyard_usage_metering::ledger::Billing::Postpaid)
+                .ensure_key(
+                    "development",
+                    KeyKind::Inference,
+                    None,
+                    switchyard_usage_metering::ledger::Billing::Postpaid,
+                )
                 .await?;
             write_private(&path, &created.key_text)?;
             Ok(created.key_text)

@@ -174,7 +174,9 @@ impl KeyPatch {
             None => None,
         };
         if req.limit_nanos.is_some_and(|l| l < 0) {
-            return Err(MeteringError::InvalidKeyRequest("limit must not be negative"));
+            return Err(MeteringError::InvalidKeyRequest(
+                "limit must not be negative",
+            ));
         }
         if req.rate_limit_rpm == Some(0) {
             return Err(MeteringError::InvalidKeyRequest(

@@ -108,7 +108,11 @@ impl Transfer {
         let kind = match pb::TransferKind::try_from(req.kind) {
             Ok(pb::TransferKind::TopUp) => TransferKind::TopUp,
             Ok(pb::TransferKind::Refund) => TransferKind::Refund,
-            _ => return Err(MeteringError::InvalidTransfer("kind must be top_up or refund")),
+            _ => {
+                return Err(MeteringError::InvalidTransfer(
+                    "kind must be top_up or refund",
+                ));
+            }
         };
         if req.account_id.trim().is_empty() {
             return Err(MeteringError::InvalidTransfer("account_id is required"));
@@ -350,7 +354,9 @@ pub struct LeaseRequest {
 impl LeaseRequest {
     pub fn from_pb(req: pb::AcquireLeaseRequest) -> Result<LeaseRequest, MeteringError> {
         if req.account_id.is_empty() || req.key_hash.is_empty() {
-            return Err(MeteringError::InvalidLease("account_id and key_hash are required"));
+            return Err(MeteringError::InvalidLease(
+                "account_id and key_hash are required",
+            ));
         }
         if req.want_nanos < 0 || req.want_nanos > MAX_TRANSFER_NANOS {
             return Err(MeteringError::InvalidLease("want_nanos out of range"));
@@ -440,7 +446,11 @@ mod tests {
 
     #[test]
     fn transfers_balance_and_windows_start_on_monday() {
-        for kind in [TransferKind::TopUp, TransferKind::Refund, TransferKind::Usage] {
+        for kind in [
+            TransferKind::TopUp,
+            TransferKind::Refund,
+            TransferKind::Usage,
+        ] {
             let t = Transfer {
                 id: "x".into(),
                 kind,

@@ -20,8 +20,8 @@ use crate::ledger::{
     AccountSummary, Billing, KeyDetails, LeaseGrant, LeaseRequest, LedgerCheck, PostOutcome,
     Transfer,
 };
-use crate::store::DayRange;
 use crate::metrics::MeteringMetrics;
+use crate::store::DayRange;
 use crate::store::{
     AccountChoice, EmbeddedStore, KeyInsert, ModelUsage, PostgresStore, RecordOutcome, Store,
     UsageRecord,
@@ -204,7 +204,12 @@ impl Metering {
         credits_nanos: i64,
     ) -> anyhow::Result<(CreatedKey, CreatedKey)> {
         let management = self
-            .ensure_key(&format!("{name} (management)"), KeyKind::Management, None, billing)
+            .ensure_key(
+                &format!("{name} (management)"),
+                KeyKind::Management,
+                None,
+                billing,
+            )
             .await?;
         let account = management.key.account_id.clone();
         let mut inference = NewKey::parse(name, KeyKind::Inference, &account, None)?;
@@ -230,7 +235,11 @@ impl Metering {
         offset: u32,
         limit: u32,
     ) -> Result<Vec<KeyDetails>, MeteringError> {
-        let limit = if limit == 0 { KEY_PAGE } else { limit.min(KEY_PAGE) };
+        let limit = if limit == 0 {
+            KEY_PAGE
+        } else {
+            limit.min(KEY_PAGE)
+        };
         Ok(self
             .store
             .list_keys(account_id, include_disabled, offset, limit, Utc::now())
@@ -255,7 +264,9 @@ impl Metering {
         patch: KeyPatch,
     ) -> Result<KeyDetails, MeteringError> {
         if patch.is_empty() {
-            return Err(MeteringError::InvalidKeyRequest("No update fields provided"));
+            return Err(MeteringError::InvalidKeyRequest(
+                "No update fields provided",
+            ));
         }
         self.store
             .update_key(account_id, hash, patch, Utc::now())
@@ -436,7 +447,10 @@ impl Metering {
         model: &str,
     ) -> Result<Vec<pb::AppUsage>, MeteringError> {
         let model = (!model.is_empty()).then_some(model);
-        Ok(self.store.app_rankings(day_range(start, end)?, model).await?)
+        Ok(self
+            .store
+            .app_rankings(day_range(start, end)?, model)
+            .await?)
     }
 
     /// Prices and records a batch; all of it or, if any event is malformed,
@@ -696,10 +710,7 @@ impl UsageMeteringService for Metering {
         &self,
         request: Request<pb::GetActivityRequest>,
     ) -> Result<Response<pb::GetActivityResponse>, Status> {
-        let rows = self
-            .activity(request.get_ref())
-            .await
-            .map_err(to_status)?;
+        let rows = self.activity(request.get_ref()).await.map_err(to_status)?;
         Ok(Response::new(pb::GetActivityResponse { rows }))
     }
 

@@ -164,8 +164,7 @@ impl Engine {
         adapter: InternalChannel,
         stats: Stats,
         perf: PerfView,
-        usage: UsageSink,
-        credits: Credits,
+        (usage, credits): (UsageSink, Credits),
         timeouts: Timeouts,
         metrics: RouterMetrics,
     ) -> Engine {
@@ -268,9 +267,8 @@ impl Engine {
         // Admission: reserve the worst case at the first endpoint to try
         // (402 if the credit or the key's limit cannot cover it); a
         // fallback to a pricier endpoint grows the reservation first.
-        let worst_at = |c: &Candidate| {
-            credits::worst_case(&c.endpoint, needs.prompt_tokens, needs.max_tokens)
-        };
+        let worst_at =
+            |c: &Candidate| credits::worst_case(&c.endpoint, needs.prompt_tokens, needs.max_tokens);
         let worst = groups
             .iter()
             .filter_map(|g| g.candidates.as_ref().ok())

@@ -33,7 +33,10 @@ fn respond(result: Result<(u16, Value), ApiError>) -> Response {
 }
 
 async fn caller(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Caller, ApiError> {
-    state.keys.authenticate_for(auth::bearer(headers), scope).await
+    state
+        .keys
+        .authenticate_for(auth::bearer(headers), scope)
+        .await
 }
 
 /// Metering's answer as an API error: its messages for bad input, a 404
@@ -53,7 +56,8 @@ fn iso_ms(ms: i64) -> Value {
     Utc.timestamp_millis_opt(ms)
         .single()
         .map_or(Value::Null, |t| {
-            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into()
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                .into()
         })
 }
 
@@ -104,7 +108,9 @@ fn key_json(d: &pb::KeyDetails) -> Value {
 fn body_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::BadRequest("The body must be a JSON object".into())),
+        Ok(_) => Err(ApiError::BadRequest(
+            "The body must be a JSON object".into(),
+        )),
         Err(e) => Err(ApiError::BadRequest(format!("Malformed JSON body: {e}"))),
     }
 }
@@ -117,8 +123,12 @@ fn parse_limit(value: &Value) -> Result<Option<i64>, ApiError> {
             .as_f64()
             .and_then(usd_f64_to_nanos)
             .map(Some)
-            .ok_or_else(|| ApiError::BadRequest("limit must be a non-negative amount of USD".into())),
-        _ => Err(ApiError::BadRequest("limit must be a number or null".into())),
+            .ok_or_else(|| {
+                ApiError::BadRequest("limit must be a non-negative amount of USD".into())
+            }),
+        _ => Err(ApiError::BadRequest(
+            "limit must be a number or null".into(),
+        )),
     }
 }
 
@@ -133,7 +143,9 @@ fn parse_reset(value: &Value) -> Result<pb::LimitReset, ApiError> {
                 "limit_reset must be daily, weekly, monthly or null".into(),
             )),
         },
-        _ => Err(ApiError::BadRequest("limit_reset must be a string or null".into())),
+        _ => Err(ApiError::BadRequest(
+            "limit_reset must be a string or null".into(),
+        )),
     }
 }
 
@@ -144,8 +156,12 @@ fn parse_rpm(value: &Value) -> Result<Option<u32>, ApiError> {
             .as_u64()
             .filter(|n| (1..=1_000_000).contains(n))
             .map(|n| Some(n as u32))
-            .ok_or_else(|| ApiError::BadRequest("rate_limit_rpm must be an integer from 1 to 1000000".into())),
-        _ => Err(ApiError::BadRequest("rate_limit_rpm must be an integer or null".into())),
+            .ok_or_else(|| {
+                ApiError::BadRequest("rate_limit_rpm must be an integer from 1 to 1000000".into())
+            }),
+        _ => Err(ApiError::BadRequest(
+            "rate_limit_rpm must be an integer or null".into(),
+        )),
     }
 }
 
@@ -166,9 +182,9 @@ pub async fn list_keys(
         async {
             let caller = caller(&state, &headers, Scope::Management).await?;
             let offset = match query.get("offset") {
-                Some(v) => v
-                    .parse::<u32>()
-                    .map_err(|_| ApiError::BadRequest("offset must be a non-negative integer".into()))?,
+                Some(v) => v.parse::<u32>().map_err(|_| {
+                    ApiError::BadRequest("offset must be a non-negative integer".into())
+                })?,
                 None => 0,
             };
             let include_disabled = query.get("include_disabled").is_some_and(|v| v == "true");
@@ -185,7 +201,10 @@ pub async fn list_keys(
                 .map_err(metering_error)?
                 .into_inner()
                 .keys;
-            Ok((200, json!({ "data": keys.iter().map(key_json).collect::<Vec<_>>() })))
+            Ok((
+                200,
+                json!({ "data": keys.iter().map(key_json).collect::<Vec<_>>() }),
+            ))
         }
         .await,
     )
@@ -210,7 +229,11 @@ pub async fn create_key(
                 .map(parse_reset)
                 .transpose()?
                 .unwrap_or_default();
-            let rate_limit_rpm = body.get("rate_limit_rpm").map(parse_rpm).transpose()?.flatten();
+            let rate_limit_rpm = body
+                .get("rate_limit_rpm")
+                .map(parse_rpm)
+                .transpose()?
+                .flatten();
             let expires_at_ms = match body.get("expires_at") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) => {
@@ -218,7 +241,9 @@ pub async fn create_key(
                         ApiError::BadRequest("expires_at must be an ISO 8601 date-time".into())
                     })?;
                     if at.with_timezone(&Utc) <= Utc::now() {
-                        return Err(ApiError::BadRequest("expires_at must be in the future".into()));
+                        return Err(ApiError::BadRequest(
+                            "expires_at must be in the future".into(),
+                        ));
                     }
                     Some(at.timestamp_millis())
                 }
@@ -235,7 +260,8 @@ pub async fn create_key(
                     billing: pb::BillingMode::Unspecified.into(),
                     limit_nanos,
                     limit_reset: limit_reset.into(),
-                    include_byok_in_limit: parse_bool(&body, "include_byok_in_limit")?.unwrap_or(false),
+                    include_byok_in_limit: parse_bool(&body, "include_byok_in_limit")?
+                        .unwrap_or(false),
                     rate_limit_rpm,
                     expires_at_ms,
                 })
@@ -247,7 +273,10 @@ pub async fn create_key(
                 key: created.key,
                 ..Default::default()
             };
-            Ok((201, json!({ "data": key_json(&details), "key": created.key_text })))
+            Ok((
+                201,
+                json!({ "data": key_json(&details), "key": created.key_text }),
+            ))
         }
         .await,
     )
@@ -432,9 +461,9 @@ fn next_reset(reset: i32) -> Value {
     let next = match pb::LimitReset::try_from(reset).unwrap_or_default() {
         pb::LimitReset::Never => return Value::Null,
         pb::LimitReset::Daily => today.succ_opt(),
-        pb::LimitReset::Weekly => {
-            Some(today + chrono::Duration::days(7 - i64::from(today.weekday().num_days_from_monday())))
-        }
+        pb::LimitReset::Weekly => Some(
+            today + chrono::Duration::days(7 - i64::from(today.weekday().num_days_from_monday())),
+        ),
         pb::LimitReset::Monthly => {
             let (y, m) = if today.month() == 12 {
                 (today.year() + 1, 1)
@@ -567,7 +596,9 @@ fn window(query: &BTreeMap<String, String>) -> Result<(NaiveDate, NaiveDate), Ap
         return Err(ApiError::BadRequest("start_date is after end_date".into()));
     }
     if (end - start).num_days() >= 366 {
-        return Err(ApiError::BadRequest("the window spans more than 366 days".into()));
+        return Err(ApiError::BadRequest(
+            "the window spans more than 366 days".into(),
+        ));
     }
     Ok((start, end))
 }
@@ -590,7 +621,9 @@ pub async fn rankings_daily(
             dataset_caller(&state, &headers).await?;
             let period = query.get("period").map_or("day", String::as_str);
             if !matches!(period, "day" | "week" | "month") {
-                return Err(ApiError::BadRequest("period must be day, week or month".into()));
+                return Err(ApiError::BadRequest(
+                    "period must be day, week or month".into(),
+                ));
             }
             if query.get("modality").is_some_and(|m| m != "text") {
                 return Err(ApiError::BadRequest("only modality=text is tracked".into()));
@@ -614,10 +647,13 @@ pub async fn rankings_daily(
                 .map_err(metering_error)?
                 .into_inner()
                 .rows;
-            Ok((200, json!({
-                "data": rank_models(&rows, period),
-                "meta": dataset_meta(&start.to_string(), &end.to_string()),
-            })))
+            Ok((
+                200,
+                json!({
+                    "data": rank_models(&rows, period),
+                    "meta": dataset_meta(&start.to_string(), &end.to_string()),
+                }),
+            ))
         }
         .await,
     )
@@ -774,7 +810,10 @@ mod tests {
         assert_eq!(ranked.len(), 51, "zero-token models are dropped");
         assert_eq!(ranked[0]["model_permaslug"], "m/54");
         assert_eq!(ranked[50]["model_permaslug"], "other");
-        assert_eq!(ranked[50]["total_tokens"], (100 + 101 + 102 + 103 + 104).to_string());
+        assert_eq!(
+            ranked[50]["total_tokens"],
+            (100 + 101 + 102 + 103 + 104).to_string()
+        );
         let weekly = rank_models(&rows, "week");
         assert_eq!(weekly[0]["date"], "2026-11-16");
     }
@@ -785,7 +824,10 @@ mod tests {
         assert_eq!(parse_limit(&Value::Null).unwrap(), None);
         assert!(parse_limit(&json!(-1)).is_err());
         assert!(parse_limit(&json!("5")).is_err());
-        assert_eq!(parse_reset(&json!("weekly")).unwrap(), pb::LimitReset::Weekly);
+        assert_eq!(
+            parse_reset(&json!("weekly")).unwrap(),
+            pb::LimitReset::Weekly
+        );
         assert!(parse_reset(&json!("hourly")).is_err());
         assert!(parse_rpm(&json!(0)).is_err());
     }

@@ -27,10 +27,16 @@ const PERF_HOURS: i64 = 24;
 /// The uptime bars.
 const UPTIME_HOURS: i64 = 72;
 
+struct CachedPage {
+    at: Instant,
+    status: u16,
+    page: Arc<String>,
+}
+
 /// Rendered pages by path and query, briefly.
 #[derive(Default)]
 pub struct PageCache {
-    pages: Mutex<HashMap<String, (Instant, u16, Arc<String>)>>,
+    pages: Mutex<HashMap<String, CachedPage>>,
 }
 
 impl PageCache {
@@ -38,19 +44,26 @@ impl PageCache {
         let pages = self.pages.lock().expect("page cache poisoned");
         pages
             .get(key)
-            .filter(|(at, _, _)| at.elapsed() < CACHE_TTL)
-            .map(|(_, status, page)| (*status, page.clone()))
+            .filter(|c| c.at.elapsed() < CACHE_TTL)
+            .map(|c| (c.status, c.page.clone()))
     }
 
     fn put(&self, key: String, status: u16, page: Arc<String>) {
         let mut pages = self.pages.lock().expect("page cache poisoned");
         if pages.len() >= CACHE_ENTRIES {
-            pages.retain(|_, (at, _, _)| at.elapsed() < CACHE_TTL);
+            pages.retain(|_, c| c.at.elapsed() < CACHE_TTL);
             if pages.len() >= CACHE_ENTRIES {
                 pages.clear();
             }
         }
-        pages.insert(key, (Instant::now(), status, page));
+        pages.insert(
+            key,
+            CachedPage {
+                at: Instant::now(),
+                status,
+                page,
+            },
+        );
     }
 }
 
@@ -91,7 +104,10 @@ fn site(headers: &HeaderMap) -> web::Site {
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
         .unwrap_or("localhost:8080");
     let scheme = headers
         .get("x-forwarded-proto")
@@ -134,14 +150,21 @@ fn endpoint_row(e: &EndpointRoute, model_name: &str, live: Option<&Agg>) -> web:
     }
 }
 
-fn model_info(entry: &ModelEntry, live: &HashMap<String, Agg>, weekly_tokens: u64) -> web::ModelInfo {
+fn model_info(
+    entry: &ModelEntry,
+    live: &HashMap<String, Agg>,
+    weekly_tokens: u64,
+) -> web::ModelInfo {
     let m = &entry.model;
     let arch = m.architecture.clone().unwrap_or_default();
     let cheapest = entry.endpoints.first();
     let mut providers: Vec<web::ProviderRef> = Vec::new();
     for e in &entry.endpoints {
         if !providers.iter().any(|p| p.slug == e.provider_slug) {
-            providers.push(web::ProviderRef::new(e.provider_slug.clone(), e.provider_name.clone()));
+            providers.push(web::ProviderRef::new(
+                e.provider_slug.clone(),
+                e.provider_name.clone(),
+            ));
         }
     }
     let best = |f: &dyn Fn(&Agg) -> Option<f64>, better: fn(f64, f64) -> bool| {
@@ -236,7 +259,13 @@ pub async fn models_index(
         let mut models: Vec<web::ModelInfo> = table
             .models
             .values()
-            .map(|entry| model_info(entry, &live, weekly.get(&entry.model.id).copied().unwrap_or(0)))
+            .map(|entry| {
+                model_info(
+                    entry,
+                    &live,
+                    weekly.get(&entry.model.id).copied().unwrap_or(0),
+                )
+            })
             .collect();
         models.sort_by(|a, b| a.id.cmp(&b.id));
         let page = web::models_index(&web::ModelsIndex {
@@ -266,7 +295,10 @@ pub async fn model_page(
         let table = st.engine.catalog().current();
         let Some(entry) = crate::routing::select::resolve(&table, &id).map(|(e, _)| e.clone())
         else {
-            return (404, web::not_found(&site, &format!("No model called {id}.")));
+            return (
+                404,
+                web::not_found(&site, &format!("No model called {id}.")),
+            );
         };
         let model_id = entry.model.id.clone();
         let ids: Vec<String> = entry.endpoints.iter().map(|e| e.id.clone()).collect();
@@ -292,16 +324,28 @@ pub async fn model_page(
             .sum();
         let now = Utc::now().timestamp();
         let perf_since = (now / 3600 - PERF_HOURS + 1) * 3600;
-        let provider_of: HashMap<&str, &EndpointRoute> =
-            entry.endpoints.iter().map(|e| (e.id.as_str(), e.as_ref())).collect();
+        let provider_of: HashMap<&str, &EndpointRoute> = entry
+            .endpoints
+            .iter()
+            .map(|e| (e.id.as_str(), e.as_ref()))
+            .collect();
         let mut latency = Vec::new();
         let mut throughput = Vec::new();
         let mut uptime = Vec::new();
         for e in &entry.endpoints {
             let ring = hourly.endpoints.get(&e.id).cloned().unwrap_or_default();
-            let recent: Vec<(i64, Agg)> =
-                ring.iter().filter(|(t, _)| *t >= perf_since).cloned().collect();
-            let label = if entry.endpoints.iter().filter(|o| o.provider_name == e.provider_name).count() > 1 {
+            let recent: Vec<(i64, Agg)> = ring
+                .iter()
+                .filter(|(t, _)| *t >= perf_since)
+                .cloned()
+                .collect();
+            let label = if entry
+                .endpoints
+                .iter()
+                .filter(|o| o.provider_name == e.provider_name)
+                .count()
+                > 1
+            {
                 format!("{} ({})", e.provider_name, e.tag)
             } else {
                 e.provider_name.clone()
@@ -328,11 +372,13 @@ pub async fn model_page(
         let since_ms = ((now / 3600) - 1) * 3600 * 1000;
         let mut paid: BTreeMap<String, pb::EffectivePrice> = BTreeMap::new();
         for p in usage.prices.iter().filter(|p| p.hour_ms >= since_ms) {
-            let agg = paid.entry(p.endpoint_id.clone()).or_insert_with(|| pb::EffectivePrice {
-                provider_name: p.provider_name.clone(),
-                endpoint_id: p.endpoint_id.clone(),
-                ..Default::default()
-            });
+            let agg = paid
+                .entry(p.endpoint_id.clone())
+                .or_insert_with(|| pb::EffectivePrice {
+                    provider_name: p.provider_name.clone(),
+                    endpoint_id: p.endpoint_id.clone(),
+                    ..Default::default()
+                });
             agg.requests += p.requests;
             agg.prompt_tokens += p.prompt_tokens;
             agg.completion_tokens += p.completion_tokens;
@@ -340,9 +386,8 @@ pub async fn model_page(
             agg.prompt_cost_nanos += p.prompt_cost_nanos;
             agg.completion_cost_nanos += p.completion_cost_nanos;
         }
-        let rate = |cost: i64, tokens: u64| {
-            (tokens > 0).then(|| cost as f64 / 1e9 / tokens as f64 * 1e6)
-        };
+        let rate =
+            |cost: i64, tokens: u64| (tokens > 0).then(|| cost as f64 / 1e9 / tokens as f64 * 1e6);
         let effective_pricing = paid
             .values()
             .map(|p| {
@@ -373,7 +418,11 @@ pub async fn model_page(
                 .top_apps
                 .iter()
                 .map(|a| web::AppUsage {
-                    name: if a.title.is_empty() { a.http_referer.clone() } else { a.title.clone() },
+                    name: if a.title.is_empty() {
+                        a.http_referer.clone()
+                    } else {
+                        a.title.clone()
+                    },
                     url: Some(a.http_referer.clone()),
                     tokens: a.tokens,
                     requests: a.requests,
@@ -412,89 +461,97 @@ pub async fn rankings(
     let query = query.unwrap_or_default();
     let period = web::Period::from_query(&query);
     let st = state.clone();
-    cached(&state, format!("/rankings?{}", period.as_param()), async move {
-        let days = match period {
-            web::Period::Day => 1,
-            web::Period::Week => 7,
-            web::Period::Month => 30,
-        };
-        let table = st.engine.catalog().current();
-        let mut metering = st.metering.clone();
-        let (rows, apps) = tokio::join!(
-            tokens_by_model(&st, days.max(14)),
-            ask(
-                "app rankings",
-                metering.get_app_rankings(pb::GetAppRankingsRequest {
-                    start_date: days_ago(days - 1),
-                    end_date: days_ago(0),
-                    model: String::new(),
-                })
-            ),
-        );
-        let since = days_ago(days - 1);
-        let name_of = |id: &str| {
-            table
-                .model(id)
-                .map_or_else(|| id.to_owned(), |m| m.model.name.clone())
-        };
-        let mut totals: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        let mut per_day: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-        for row in &rows {
-            let tokens = row.prompt_tokens + row.completion_tokens;
-            if row.date >= since {
-                let t = totals.entry(row.model.clone()).or_default();
-                t.0 += tokens;
-                t.1 += row.requests;
+    cached(
+        &state,
+        format!("/rankings?{}", period.as_param()),
+        async move {
+            let days = match period {
+                web::Period::Day => 1,
+                web::Period::Week => 7,
+                web::Period::Month => 30,
+            };
+            let table = st.engine.catalog().current();
+            let mut metering = st.metering.clone();
+            let (rows, apps) = tokio::join!(
+                tokens_by_model(&st, days.max(14)),
+                ask(
+                    "app rankings",
+                    metering.get_app_rankings(pb::GetAppRankingsRequest {
+                        start_date: days_ago(days - 1),
+                        end_date: days_ago(0),
+                        model: String::new(),
+                    })
+                ),
+            );
+            let since = days_ago(days - 1);
+            let name_of = |id: &str| {
+                table
+                    .model(id)
+                    .map_or_else(|| id.to_owned(), |m| m.model.name.clone())
+            };
+            let mut totals: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+            let mut per_day: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+            for row in &rows {
+                let tokens = row.prompt_tokens + row.completion_tokens;
+                if row.date >= since {
+                    let t = totals.entry(row.model.clone()).or_default();
+                    t.0 += tokens;
+                    t.1 += row.requests;
+                }
+                *per_day
+                    .entry(row.model.clone())
+                    .or_default()
+                    .entry(row.date.clone())
+                    .or_default() += tokens;
             }
-            *per_day
-                .entry(row.model.clone())
-                .or_default()
-                .entry(row.date.clone())
-                .or_default() += tokens;
-        }
-        let mut top: Vec<(String, (u64, u64))> = totals.into_iter().collect();
-        top.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
-        let daily = top
-            .iter()
-            .take(5)
-            .map(|(id, _)| web::ModelDailyTokens {
-                model_id: id.clone(),
-                name: name_of(id),
-                days: per_day
-                    .get(id)
-                    .map(|d| d.iter().map(|(k, v)| (k.clone(), *v)).collect())
-                    .unwrap_or_default(),
-            })
-            .collect();
-        let page = web::rankings(&web::Rankings {
-            site: site(&headers),
-            period,
-            top_models: top
+            let mut top: Vec<(String, (u64, u64))> = totals.into_iter().collect();
+            top.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
+            let daily = top
                 .iter()
-                .take(20)
-                .map(|(id, (tokens, requests))| web::RankedModel {
-                    id: id.clone(),
+                .take(5)
+                .map(|(id, _)| web::ModelDailyTokens {
+                    model_id: id.clone(),
                     name: name_of(id),
-                    tokens: *tokens,
-                    requests: *requests,
+                    days: per_day
+                        .get(id)
+                        .map(|d| d.iter().map(|(k, v)| (k.clone(), *v)).collect())
+                        .unwrap_or_default(),
                 })
-                .collect(),
-            top_apps: apps
-                .map(|a| a.apps)
-                .unwrap_or_default()
-                .into_iter()
-                .take(20)
-                .map(|a| web::AppUsage {
-                    name: if a.title.is_empty() { a.http_referer.clone() } else { a.title },
-                    url: Some(a.http_referer),
-                    tokens: a.tokens,
-                    requests: a.requests,
-                })
-                .collect(),
-            daily,
-        });
-        (200, page)
-    })
+                .collect();
+            let page = web::rankings(&web::Rankings {
+                site: site(&headers),
+                period,
+                top_models: top
+                    .iter()
+                    .take(20)
+                    .map(|(id, (tokens, requests))| web::RankedModel {
+                        id: id.clone(),
+                        name: name_of(id),
+                        tokens: *tokens,
+                        requests: *requests,
+                    })
+                    .collect(),
+                top_apps: apps
+                    .map(|a| a.apps)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .take(20)
+                    .map(|a| web::AppUsage {
+                        name: if a.title.is_empty() {
+                            a.http_referer.clone()
+                        } else {
+                            a.title
+                        },
+                        url: Some(a.http_referer),
+                        tokens: a.tokens,
+                        requests: a.requests,
+                    })
+                    .collect(),
+                daily,
+            });
+            (200, page)
+        },
+    )
     .await
 }
 
@@ -508,7 +565,10 @@ pub async fn provider_page(
         let site = site(&headers);
         let table = st.engine.catalog().current();
         let Some(provider) = table.providers.iter().find(|p| p.slug == slug).cloned() else {
-            return (404, web::not_found(&site, &format!("No provider called {slug}.")));
+            return (
+                404,
+                web::not_found(&site, &format!("No provider called {slug}.")),
+            );
         };
         let mut endpoints: Vec<(Arc<EndpointRoute>, String)> = table
             .models
@@ -523,7 +583,8 @@ pub async fn provider_page(
         endpoints.sort_by(|a, b| a.0.model_id.cmp(&b.0.model_id));
         let ids: Vec<String> = endpoints.iter().map(|(e, _)| e.id.clone()).collect();
         let perf = st.engine.perf();
-        let (live, hourly) = tokio::join!(perf.read(&ids, 30), perf.hourly(&ids, &[], UPTIME_HOURS));
+        let (live, hourly) =
+            tokio::join!(perf.read(&ids, 30), perf.hourly(&ids, &[], UPTIME_HOURS));
         let page = web::provider_page(&web::ProviderPage {
             site,
             now: Utc::now().timestamp(),
@@ -566,5 +627,8 @@ pub async fn fallback(headers: HeaderMap, uri: axum::http::Uri) -> Response {
     if uri.path().starts_with("/api/") {
         return crate::error::ApiError::RouteNotFound.into_response();
     }
-    html(404, Arc::new(web::not_found(&site(&headers), "There is no page here.")))
+    html(
+        404,
+        Arc::new(web::not_found(&site(&headers), "There is no page here.")),
+    )
 }

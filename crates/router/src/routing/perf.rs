@@ -188,11 +188,18 @@ impl PerfView {
 
     /// Hourly history for the web pages: the fleet's from Redis when it
     /// answers, this instance's otherwise.
-    pub async fn hourly(&self, endpoints: &[String], models: &[String], hours: i64) -> crate::stats::Hourly {
+    pub async fn hourly(
+        &self,
+        endpoints: &[String],
+        models: &[String],
+        hours: i64,
+    ) -> crate::stats::Hourly {
         if let Some(redis) = &self.redis {
             match redis.hourly(endpoints, models, hours).await {
                 Ok(h) => return h,
-                Err(err) => tracing::debug!(%err, "hourly stats read from Redis failed; using local"),
+                Err(err) => {
+                    tracing::debug!(%err, "hourly stats read from Redis failed; using local")
+                }
             }
         }
         self.stats.local_hourly(endpoints, models, hours)

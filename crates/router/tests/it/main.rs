@@ -250,7 +250,11 @@ async fn kill_9_mid_stream_then_restart_replays_usage_exactly_once() {
     );
     let seed = dir.join("seed.toml");
     let sim_url = format!("http://{}/v1", sim.addr());
-    std::fs::write(&seed, format!("{}{SLOW_MODEL}", SEED).replace("SIM_URL", &sim_url)).unwrap();
+    std::fs::write(
+        &seed,
+        format!("{}{SLOW_MODEL}", SEED).replace("SIM_URL", &sim_url),
+    )
+    .unwrap();
     tokio::spawn(sim.run(shutdown.clone()));
     let catalog = switchyard_catalog::App::build(switchyard_catalog::Config {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
@@ -303,7 +307,8 @@ async fn kill_9_mid_stream_then_restart_replays_usage_exactly_once() {
     let metering_task = tokio::spawn(metering.run(metering_stop.clone()));
 
     let router_dir = dir.join("router");
-    let (mut router, http) = spawn_router(&router_dir, &catalog_url, &adapter_url, &metering_url).await;
+    let (mut router, http) =
+        spawn_router(&router_dir, &catalog_url, &adapter_url, &metering_url).await;
     let client = reqwest::Client::new();
     let chat = |model: &str, stream: bool| {
         client
@@ -317,7 +322,12 @@ async fn kill_9_mid_stream_then_restart_replays_usage_exactly_once() {
     for _ in 0..3 {
         let response = chat("test/echo", false).await.unwrap();
         assert_eq!(response.status(), 200);
-        finished.push(response.headers()["x-generation-id"].to_str().unwrap().to_owned());
+        finished.push(
+            response.headers()["x-generation-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     // Metering goes down; requests still finish, their usage journaled.
     metering_stop.trigger();
@@ -325,12 +335,20 @@ async fn kill_9_mid_stream_then_restart_replays_usage_exactly_once() {
     for _ in 0..5 {
         let response = chat("test/echo", false).await.unwrap();
         assert_eq!(response.status(), 200);
-        finished.push(response.headers()["x-generation-id"].to_str().unwrap().to_owned());
+        finished.push(
+            response.headers()["x-generation-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     // A long stream is under way when the router is killed outright.
     let mut stream = chat("test/slow", true).await.unwrap();
     assert_eq!(stream.status(), 200);
-    let cut = stream.headers()["x-generation-id"].to_str().unwrap().to_owned();
+    let cut = stream.headers()["x-generation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let mut seen = String::new();
     while !seen.contains("\"content\"") {
         let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
@@ -341,7 +359,14 @@ async fn kill_9_mid_stream_then_restart_replays_usage_exactly_once() {
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     let pid = router.id().unwrap().to_string();
-    assert!(Command::new("kill").args(["-9", &pid]).status().await.unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .await
+            .unwrap()
+            .success()
+    );
     router.wait().await.unwrap();
     drop(stream);
 
@@ -350,11 +375,15 @@ async fn kill_9_mid_stream_then_restart_replays_usage_exactly_once() {
         .await
         .unwrap();
     tokio::spawn(metering.run(shutdown.clone()));
-    let (_router, _http) = spawn_router(&router_dir, &catalog_url, &adapter_url, &metering_url).await;
+    let (_router, _http) =
+        spawn_router(&router_dir, &catalog_url, &adapter_url, &metering_url).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     for id in &finished {
         while handle.get_generation(id, &account).await.unwrap().is_none() {
-            assert!(tokio::time::Instant::now() < deadline, "{id} never replayed");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id} never replayed"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -367,19 +396,44 @@ async fn kill_9_mid_stream_then_restart_replays_usage_exactly_once() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(rows, finished.len() as i64, "each finished request exactly once");
-    let debits: i64 = sqlx::query_scalar("SELECT count(*) FROM metering.transfers WHERE kind = 'usage'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(debits, finished.len() as i64, "one debit per finished request");
-    assert!(handle.get_generation(&cut, &account).await.unwrap().is_none());
+    assert_eq!(
+        rows,
+        finished.len() as i64,
+        "each finished request exactly once"
+    );
+    let debits: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM metering.transfers WHERE kind = 'usage'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        debits,
+        finished.len() as i64,
+        "one debit per finished request"
+    );
+    assert!(
+        handle
+            .get_generation(&cut, &account)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let mut spent = 0;
     for id in &finished {
-        spent += handle.get_generation(id, &account).await.unwrap().unwrap().cost.total;
+        spent += handle
+            .get_generation(id, &account)
+            .await
+            .unwrap()
+            .unwrap()
+            .cost
+            .total;
     }
     let summary = handle.account(&account).await.unwrap();
-    assert_eq!(summary.balance_nanos, CREDIT - spent, "nothing double-billed");
+    assert_eq!(
+        summary.balance_nanos,
+        CREDIT - spent,
+        "nothing double-billed"
+    );
     let check = handle.check_ledger().await.unwrap();
     assert!(check.violations.is_empty(), "{:?}", check.violations);
     shutdown.trigger();

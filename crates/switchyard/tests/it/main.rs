@@ -276,7 +276,10 @@ async fn logs_never_contain_keys_prompts_or_completions() {
     assert_eq!(response.status(), 200);
     stop(running).await;
     let logs = std::fs::read_to_string(&log).unwrap();
-    for (what, secret) in [("management key", management.trim()), ("created key", new_key.as_str())] {
+    for (what, secret) in [
+        ("management key", management.trim()),
+        ("created key", new_key.as_str()),
+    ] {
         assert!(!logs.contains(secret), "the {what} leaked into logs");
         assert!(
             !logs.contains(&secret[secret.len() - 16..]),

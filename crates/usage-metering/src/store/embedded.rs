@@ -16,8 +16,7 @@ use chrono::NaiveDate;
 use switchyard_proto::metering::v1 as pb;
 
 use super::{
-    AccountChoice, ActivityRows, DayRange, KeyInsert, ModelUsage, RecordOutcome, Store,
-    UsageRecord,
+    AccountChoice, ActivityRows, DayRange, KeyInsert, ModelUsage, RecordOutcome, Store, UsageRecord,
 };
 use crate::keys::{ApiKey, KeyPatch};
 use crate::ledger::{
@@ -523,7 +522,8 @@ impl Store for EmbeddedStore {
         let account_id = account_id.to_owned();
         self.blocking(move |db| {
             let txn = db.begin_read()?;
-            let account: Option<StoredAccount> = read_json(&txn.open_table(ACCOUNTS)?, &account_id)?;
+            let account: Option<StoredAccount> =
+                read_json(&txn.open_table(ACCOUNTS)?, &account_id)?;
             let Some(account) = account else {
                 return Ok(None);
             };
@@ -611,13 +611,16 @@ impl Store for EmbeddedStore {
                 *per_account.entry(entry.account).or_default() += entry.amount_nanos;
             }
             if check.entries_sum_nanos != 0 {
-                check
-                    .violations
-                    .push(format!("entries sum to {} nanos, not 0", check.entries_sum_nanos));
+                check.violations.push(format!(
+                    "entries sum to {} nanos, not 0",
+                    check.entries_sum_nanos
+                ));
             }
             for (id, sum) in &per_transfer {
                 if *sum != 0 {
-                    check.violations.push(format!("transfer {id} does not sum to 0"));
+                    check
+                        .violations
+                        .push(format!("transfer {id} does not sum to 0"));
                 }
             }
             for row in txn.open_table(BALANCES)?.iter()? {
@@ -646,7 +649,11 @@ impl Store for EmbeddedStore {
                 let id = format!("usage:{}", generation.event.generation_id);
                 let debit = usage_debits.remove(&id);
                 let cost = generation.cost.total;
-                let ok = if cost > 0 { debit == Some(cost) } else { debit.is_none() };
+                let ok = if cost > 0 {
+                    debit == Some(cost)
+                } else {
+                    debit.is_none()
+                };
                 if !ok {
                     check.violations.push(format!(
                         "generation {} costs {cost} but its usage debit is {debit:?}",
@@ -655,7 +662,9 @@ impl Store for EmbeddedStore {
                 }
             }
             for id in usage_debits.keys() {
-                check.violations.push(format!("usage transfer {id} has no generation"));
+                check
+                    .violations
+                    .push(format!("usage transfer {id} has no generation"));
             }
             let stale_before = Utc::now() - chrono::Duration::minutes(5);
             let mut stale = 0;

@@ -121,8 +121,11 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool>;
 
-    async fn account(&self, account_id: &str, now: DateTime<Utc>)
-    -> anyhow::Result<Option<AccountSummary>>;
+    async fn account(
+        &self,
+        account_id: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<AccountSummary>>;
 
     /// Posts a top-up or refund once per transfer id.
     async fn post_transfer(&self, transfer: Transfer) -> anyhow::Result<PostOutcome>;

@@ -15,8 +15,7 @@ use chrono::NaiveDate;
 use switchyard_proto::metering::v1 as pb;
 
 use super::{
-    AccountChoice, ActivityRows, DayRange, KeyInsert, ModelUsage, RecordOutcome, Store,
-    UsageRecord,
+    AccountChoice, ActivityRows, DayRange, KeyInsert, ModelUsage, RecordOutcome, Store, UsageRecord,
 };
 use crate::keys::{ApiKey, KeyKind, KeyPatch, KeySettings, LimitReset};
 use crate::ledger::{
@@ -141,8 +140,10 @@ async fn key_usages(
     .bind(since)
     .fetch_all(conn)
     .await?;
-    let sums: HashMap<String, (i64, i64, i64)> =
-        sums.into_iter().map(|(k, d, wk, m)| (k, (d, wk, m))).collect();
+    let sums: HashMap<String, (i64, i64, i64)> = sums
+        .into_iter()
+        .map(|(k, d, wk, m)| (k, (d, wk, m)))
+        .collect();
     rows.into_iter()
         .map(|row| {
             let (daily, weekly, monthly) = sums.get(&row.hash).copied().unwrap_or_default();
@@ -543,7 +544,11 @@ impl Store for PostgresStore {
         .bind(key.settings.limit_nanos)
         .bind(key.settings.limit_reset.map(LimitReset::as_str))
         .bind(key.settings.include_byok_in_limit)
-        .bind(key.settings.rate_limit_rpm.map(|r| r.min(i32::MAX as u32) as i32))
+        .bind(
+            key.settings
+                .rate_limit_rpm
+                .map(|r| r.min(i32::MAX as u32) as i32),
+        )
         .bind(key.settings.expires_at)
         .execute(&mut *tx)
         .await?
@@ -707,7 +712,11 @@ impl Store for PostgresStore {
         .bind(key.settings.limit_nanos)
         .bind(key.settings.limit_reset.map(LimitReset::as_str))
         .bind(key.settings.include_byok_in_limit)
-        .bind(key.settings.rate_limit_rpm.map(|r| r.min(i32::MAX as u32) as i32))
+        .bind(
+            key.settings
+                .rate_limit_rpm
+                .map(|r| r.min(i32::MAX as u32) as i32),
+        )
         .bind(key.updated_at)
         .execute(&mut *tx)
         .await?;
@@ -758,14 +767,16 @@ impl Store for PostgresStore {
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(billing, balance, credits, usage, refunds, held)| AccountSummary {
-            account_id: account_id.to_owned(),
-            billing: Billing::parse(&billing).unwrap_or_default(),
-            balance_nanos: balance,
-            total_credits_nanos: credits,
-            total_usage_nanos: usage - refunds,
-            held_nanos: held,
-        }))
+        Ok(row.map(
+            |(billing, balance, credits, usage, refunds, held)| AccountSummary {
+                account_id: account_id.to_owned(),
+                billing: Billing::parse(&billing).unwrap_or_default(),
+                balance_nanos: balance,
+                total_credits_nanos: credits,
+                total_usage_nanos: usage - refunds,
+                held_nanos: held,
+            },
+        ))
     }
 
     async fn post_transfer(&self, transfer: Transfer) -> anyhow::Result<PostOutcome> {
@@ -786,12 +797,11 @@ impl Store for PostgresStore {
             }
             apply_balances(&mut tx, &deltas).await?;
         }
-        let balance: i64 = sqlx::query_scalar(
-            "SELECT balance_nanos FROM metering.ledger_accounts WHERE id = $1",
-        )
-        .bind(&transfer.account_id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let balance: i64 =
+            sqlx::query_scalar("SELECT balance_nanos FROM metering.ledger_accounts WHERE id = $1")
+                .bind(&transfer.account_id)
+                .fetch_one(&mut *tx)
+                .await?;
         tx.commit().await?;
         Ok(if posted.is_empty() {
             PostOutcome::Duplicate {
@@ -823,9 +833,10 @@ impl Store for PostgresStore {
         check.transfers = to_u64(transfers);
         check.accounts = to_u64(accounts);
         if check.entries_sum_nanos != 0 {
-            check
-                .violations
-                .push(format!("entries sum to {} nanos, not 0", check.entries_sum_nanos));
+            check.violations.push(format!(
+                "entries sum to {} nanos, not 0",
+                check.entries_sum_nanos
+            ));
         }
         let unbalanced: Vec<String> = sqlx::query_scalar(
             "SELECT transfer_id FROM metering.entries GROUP BY transfer_id
@@ -834,7 +845,9 @@ impl Store for PostgresStore {
         .fetch_all(&mut *conn)
         .await?;
         for id in unbalanced {
-            check.violations.push(format!("transfer {id} does not sum to 0"));
+            check
+                .violations
+                .push(format!("transfer {id} does not sum to 0"));
         }
         let drift: Vec<(String, i64, i64)> = sqlx::query_as(
             "SELECT l.id, l.balance_nanos, COALESCE(SUM(e.amount_nanos), 0)::bigint
@@ -873,7 +886,9 @@ impl Store for PostgresStore {
         .fetch_all(&mut *conn)
         .await?;
         for id in orphans {
-            check.violations.push(format!("usage transfer {id} has no generation"));
+            check
+                .violations
+                .push(format!("usage transfer {id} has no generation"));
         }
         let stale: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM metering.holds
@@ -1043,9 +1058,19 @@ impl Store for PostgresStore {
         key_hash: Option<&str>,
     ) -> anyhow::Result<ActivityRows> {
         #[allow(clippy::type_complexity)]
-        let rows: Vec<(NaiveDate, String, String, String, i64, i64, i64, i64, i64, i64)> =
-            sqlx::query_as(
-                "SELECT day, model, endpoint_id, MAX(provider_name), SUM(requests)::bigint,
+        let rows: Vec<(
+            NaiveDate,
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        )> = sqlx::query_as(
+            "SELECT day, model, endpoint_id, MAX(provider_name), SUM(requests)::bigint,
                         SUM(prompt_tokens)::bigint, SUM(completion_tokens)::bigint,
                         SUM(reasoning_tokens)::bigint, SUM(cached_tokens)::bigint,
                         SUM(usage_nanos)::bigint
@@ -1054,13 +1079,13 @@ impl Store for PostgresStore {
                    AND ($4::text IS NULL OR key_hash = $4)
                  GROUP BY day, model, endpoint_id
                  ORDER BY day, model, endpoint_id",
-            )
-            .bind(account_id)
-            .bind(days.first)
-            .bind(days.last)
-            .bind(key_hash)
-            .fetch_all(&self.pool)
-            .await?;
+        )
+        .bind(account_id)
+        .bind(days.first)
+        .bind(days.last)
+        .bind(key_hash)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .into_iter()
             .map(|r| pb::ActivityRow {
@@ -1207,6 +1232,17 @@ async fn app_usage(
         .collect())
 }
 
+/// day, account, key, model, endpoint, provider: the text columns of
+/// `usage_daily` rows, as arrays for one UNNEST.
+type UsageDailyColumns<'a> = (
+    Vec<NaiveDate>,
+    Vec<&'a str>,
+    Vec<&'a str>,
+    Vec<&'a str>,
+    Vec<&'a str>,
+    Vec<&'a str>,
+);
+
 /// Posts a recorded batch's debits, draws its holds down and adds its
 /// rollups, each table in key order.
 async fn apply_rollups(conn: &mut PgConnection, r: &Rollups) -> anyhow::Result<()> {
@@ -1244,14 +1280,7 @@ async fn apply_rollups(conn: &mut PgConnection, r: &Rollups) -> anyhow::Result<(
         .await?;
     }
     if !r.usage_daily.is_empty() {
-        let mut cols: (
-            Vec<NaiveDate>,
-            Vec<&str>,
-            Vec<&str>,
-            Vec<&str>,
-            Vec<&str>,
-            Vec<&str>,
-        ) = Default::default();
+        let mut cols: UsageDailyColumns<'_> = Default::default();
         let mut nums: [Vec<i64>; 6] = Default::default();
         for (k, c) in &r.usage_daily {
             cols.0.push(k.day);

@@ -20,7 +20,12 @@ const DEV_KEY: &str = "sk-dev-0123456789abcdef";
 
 async fn created_keys_authenticate(metering: Metering) {
     let created = metering
-        .ensure_key("laptop", KeyKind::Inference, None, switchyard_usage_metering::ledger::Billing::Prepaid)
+        .ensure_key(
+            "laptop",
+            KeyKind::Inference,
+            None,
+            switchyard_usage_metering::ledger::Billing::Prepaid,
+        )
         .await
         .unwrap();
     let text = &created.key_text;
@@ -46,7 +51,12 @@ async fn created_keys_authenticate(metering: Metering) {
     assert_eq!(found.kind, KeyKind::Inference);
 
     let other = metering
-        .ensure_key("ops", KeyKind::Management, None, switchyard_usage_metering::ledger::Billing::Prepaid)
+        .ensure_key(
+            "ops",
+            KeyKind::Management,
+            None,
+            switchyard_usage_metering::ledger::Billing::Prepaid,
+        )
         .await
         .unwrap();
     assert_ne!(
@@ -66,7 +76,12 @@ async fn created_keys_authenticate(metering: Metering) {
 
 async fn unknown_keys_are_absent(metering: Metering) {
     let created = metering
-        .ensure_key("k", KeyKind::Inference, None, switchyard_usage_metering::ledger::Billing::Prepaid)
+        .ensure_key(
+            "k",
+            KeyKind::Inference,
+            None,
+            switchyard_usage_metering::ledger::Billing::Prepaid,
+        )
         .await
         .unwrap();
     let mut wrong = created.key_text.clone();
@@ -79,12 +94,22 @@ async fn unknown_keys_are_absent(metering: Metering) {
 
 async fn importing_the_same_key_twice_returns_the_existing_key(metering: Metering) {
     let first = metering
-        .ensure_key("dev", KeyKind::Inference, Some(DEV_KEY), switchyard_usage_metering::ledger::Billing::Prepaid)
+        .ensure_key(
+            "dev",
+            KeyKind::Inference,
+            Some(DEV_KEY),
+            switchyard_usage_metering::ledger::Billing::Prepaid,
+        )
         .await
         .unwrap();
     assert_eq!(first.key_text, DEV_KEY);
     let second = metering
-        .ensure_key("dev again", KeyKind::Management, Some(DEV_KEY), switchyard_usage_metering::ledger::Billing::Prepaid)
+        .ensure_key(
+            "dev again",
+            KeyKind::Management,
+            Some(DEV_KEY),
+            switchyard_usage_metering::ledger::Billing::Prepaid,
+        )
         .await
         .unwrap();
     assert_eq!(second.key, first.key, "the existing key, unchanged");
@@ -96,7 +121,12 @@ async fn importing_the_same_key_twice_returns_the_existing_key(metering: Meterin
 
 async fn keys_can_join_an_existing_account(metering: Metering) {
     let first = metering
-        .ensure_key("one", KeyKind::Inference, None, switchyard_usage_metering::ledger::Billing::Prepaid)
+        .ensure_key(
+            "one",
+            KeyKind::Inference,
+            None,
+            switchyard_usage_metering::ledger::Billing::Prepaid,
+        )
         .await
         .unwrap();
     let account = &first.key.account_id;
@@ -118,7 +148,12 @@ async fn bad_key_requests_are_rejected(metering: Metering) {
         ("ok", Some("too-short")),
     ] {
         let err = metering
-            .ensure_key(name, KeyKind::Inference, import, switchyard_usage_metering::ledger::Billing::Prepaid)
+            .ensure_key(
+                name,
+                KeyKind::Inference,
+                import,
+                switchyard_usage_metering::ledger::Billing::Prepaid,
+            )
             .await
             .unwrap_err();
         let err = err
@@ -135,7 +170,12 @@ async fn embedded_pepper_is_generated_once_and_kept_private() {
     let created = {
         let metering = Metering::open(&config).await.unwrap();
         metering
-            .ensure_key("k", KeyKind::Inference, None, switchyard_usage_metering::ledger::Billing::Prepaid)
+            .ensure_key(
+                "k",
+                KeyKind::Inference,
+                None,
+                switchyard_usage_metering::ledger::Billing::Prepaid,
+            )
             .await
             .unwrap()
     };
@@ -168,7 +208,12 @@ async fn postgres_reopens_with_its_keys_and_keeps_migrations_in_its_schema() {
     let created = {
         let metering = Metering::open(&config).await.unwrap();
         metering
-            .ensure_key("k", KeyKind::Inference, Some(DEV_KEY), switchyard_usage_metering::ledger::Billing::Prepaid)
+            .ensure_key(
+                "k",
+                KeyKind::Inference,
+                Some(DEV_KEY),
+                switchyard_usage_metering::ledger::Billing::Prepaid,
+            )
             .await
             .unwrap()
     };

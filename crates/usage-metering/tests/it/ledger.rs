@@ -34,7 +34,12 @@ async fn account(metering: &Metering, billing: Billing) -> (String, String) {
     (created.key.account_id, created.key.hash)
 }
 
-async fn top_up(metering: &Metering, account: &str, nanos: i64, key: &str) -> pb::PostTransferResponse {
+async fn top_up(
+    metering: &Metering,
+    account: &str,
+    nanos: i64,
+    key: &str,
+) -> pb::PostTransferResponse {
     metering
         .post_transfer(pb::PostTransferRequest {
             account_id: account.into(),
@@ -91,7 +96,10 @@ async fn top_ups_post_once_and_usage_debits_the_balance(metering: Metering) {
     assert_eq!(again.balance_nanos, 10_000_000_000);
 
     metering
-        .record_usage(vec![usage("gen-a", &account, &key, ""), usage("gen-b", &account, &key, "")])
+        .record_usage(vec![
+            usage("gen-a", &account, &key, ""),
+            usage("gen-b", &account, &key, ""),
+        ])
         .await
         .unwrap();
     // Replays change nothing.
@@ -115,7 +123,10 @@ async fn top_ups_post_once_and_usage_debits_the_balance(metering: Metering) {
         .await
         .unwrap();
     assert_eq!(refund.balance_nanos, 10_000_000_000 - COST);
-    assert_eq!(metering.account(&account).await.unwrap().total_usage_nanos, COST);
+    assert_eq!(
+        metering.account(&account).await.unwrap().total_usage_nanos,
+        COST
+    );
 
     // Bad transfers are refused and change nothing.
     for (amount, idem, kind) in [
@@ -147,7 +158,10 @@ async fn top_ups_post_once_and_usage_debits_the_balance(metering: Metering) {
             .await
             .is_err()
     );
-    assert_eq!(metering.account(&account).await.unwrap().balance_nanos, 10_000_000_000 - COST);
+    assert_eq!(
+        metering.account(&account).await.unwrap().balance_nanos,
+        10_000_000_000 - COST
+    );
     assert_balanced(&metering).await;
 }
 
@@ -169,7 +183,10 @@ async fn leases_never_reserve_more_than_the_balance(metering: Metering) {
     assert_ne!(a.lease_id, b.lease_id);
     // Extending the first lease gets nothing more.
     let a2 = lease(&metering, &account, &key, &a.lease_id, 100).await;
-    assert_eq!((a2.lease_id.as_str(), a2.granted_nanos), (a.lease_id.as_str(), 0));
+    assert_eq!(
+        (a2.lease_id.as_str(), a2.granted_nanos),
+        (a.lease_id.as_str(), 0)
+    );
     assert_eq!(metering.account(&account).await.unwrap().held_nanos, 1_000);
     // Releasing gives it back.
     assert_eq!(metering.release_lease(&b.lease_id).await.unwrap(), 400);
@@ -217,7 +234,10 @@ async fn recorded_usage_draws_the_hold_down(metering: Metering) {
         .record_usage(vec![usage("gen-1", &account, &key, &l.lease_id)])
         .await
         .unwrap();
-    assert_eq!(metering.account(&account).await.unwrap().held_nanos, 4 * COST);
+    assert_eq!(
+        metering.account(&account).await.unwrap().held_nanos,
+        4 * COST
+    );
     // Expired holds are released by the sweeper; nothing expires early.
     assert_eq!(metering.expire_holds().await.unwrap(), 0);
     assert_balanced(&metering).await;
@@ -268,7 +288,10 @@ async fn postpaid_keys_are_unlimited_but_still_metered(metering: Metering) {
         .await
         .unwrap();
     let summary = metering.account(&account).await.unwrap();
-    assert_eq!(summary.balance_nanos, -COST, "postpaid balances go negative");
+    assert_eq!(
+        summary.balance_nanos, -COST,
+        "postpaid balances go negative"
+    );
     assert_eq!(summary.billing, Billing::Postpaid);
     // A limit still applies to a postpaid key.
     metering
@@ -290,10 +313,16 @@ async fn postpaid_keys_are_unlimited_but_still_metered(metering: Metering) {
 }
 
 async fn keys_are_managed_within_their_account(metering: Metering) {
-    let (management, _) = metering.bootstrap("ops", Billing::Prepaid, 5_000_000_000).await.unwrap();
+    let (management, _) = metering
+        .bootstrap("ops", Billing::Prepaid, 5_000_000_000)
+        .await
+        .unwrap();
     let account = management.key.account_id.clone();
     assert!(management.key_text.starts_with("sk-sy-mgmt-v1-"));
-    assert_eq!(metering.account(&account).await.unwrap().balance_nanos, 5_000_000_000);
+    assert_eq!(
+        metering.account(&account).await.unwrap().balance_nanos,
+        5_000_000_000
+    );
     let keys = metering.list_keys(&account, true, 0, 0).await.unwrap();
     assert_eq!(keys.len(), 2, "management + inference key");
     let inference = keys
@@ -304,7 +333,12 @@ async fn keys_are_managed_within_their_account(metering: Metering) {
         .hash
         .clone();
     // An empty patch is refused, a real one applies.
-    assert!(metering.update_key(&account, &inference, KeyPatch::default()).await.is_err());
+    assert!(
+        metering
+            .update_key(&account, &inference, KeyPatch::default())
+            .await
+            .is_err()
+    );
     let renamed = metering
         .update_key(
             &account,
@@ -319,7 +353,14 @@ async fn keys_are_managed_within_their_account(metering: Metering) {
         .unwrap();
     assert_eq!(renamed.key.name, "renamed");
     assert!(renamed.key.disabled && renamed.key.updated_at.is_some());
-    assert_eq!(metering.list_keys(&account, false, 0, 0).await.unwrap().len(), 1);
+    assert_eq!(
+        metering
+            .list_keys(&account, false, 0, 0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // Another account's management key sees none of this.
     let (other, _) = self::account(&metering, Billing::Prepaid).await;
     assert!(metering.key_details(&other, &inference).await.is_err());
@@ -327,7 +368,14 @@ async fn keys_are_managed_within_their_account(metering: Metering) {
     // Deleting: gone from listings and from authentication.
     metering.delete_key(&account, &inference).await.unwrap();
     assert!(metering.key_details(&account, &inference).await.is_err());
-    assert_eq!(metering.list_keys(&account, true, 0, 0).await.unwrap().len(), 1);
+    assert_eq!(
+        metering
+            .list_keys(&account, true, 0, 0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(metering.delete_key(&account, &inference).await.is_err());
 }
 
@@ -339,7 +387,14 @@ async fn rollups_feed_activity_model_pages_and_rankings(metering: Metering) {
         let mut e = usage(&format!("gen-{i}"), &account, &key, "");
         e.created_at_ms = yesterday.timestamp_millis();
         e.reasoning_tokens = 2;
-        e.http_referer = Some(if i < 2 { "https://a.example" } else { "https://b.example" }.into());
+        e.http_referer = Some(
+            if i < 2 {
+                "https://a.example"
+            } else {
+                "https://b.example"
+            }
+            .into(),
+        );
         e.app_title = Some(format!("App {}", if i < 2 { "A" } else { "B" }));
         events.push(e);
     }
@@ -355,7 +410,10 @@ async fn rollups_feed_activity_model_pages_and_rankings(metering: Metering) {
     assert_eq!(rows.len(), 1, "{rows:?}");
     let row = &rows[0];
     assert_eq!(row.date, yesterday.date_naive().to_string());
-    assert_eq!((row.requests, row.prompt_tokens, row.completion_tokens), (3, 111, 24));
+    assert_eq!(
+        (row.requests, row.prompt_tokens, row.completion_tokens),
+        (3, 111, 24)
+    );
     assert_eq!((row.reasoning_tokens, row.usage_nanos), (6, 3 * COST));
     assert_eq!(row.provider_name, "OpenAI");
     // Another account sees nothing; a day outside the window is refused.
@@ -395,7 +453,9 @@ async fn rollups_feed_activity_model_pages_and_rankings(metering: Metering) {
         .iter()
         .map(|a| (a.title.as_str(), a.tokens))
         .collect();
-    if yesterday.date_naive().format("%m").to_string() == chrono::Utc::now().format("%m").to_string() {
+    if yesterday.date_naive().format("%m").to_string()
+        == chrono::Utc::now().format("%m").to_string()
+    {
         assert_eq!(apps, [("App A", 90), ("App B", 45)]);
     }
     assert_eq!(usage.prices.len(), 1);
@@ -456,7 +516,8 @@ async fn ledger_invariants_hold_under_random_operations(metering: Metering) {
                     }
                 }
                 3 => {
-                    let l = lease(&metering, account, key, "", rng.random_range(0..5_000_000)).await;
+                    let l =
+                        lease(&metering, account, key, "", rng.random_range(0..5_000_000)).await;
                     if !l.lease_id.is_empty() {
                         leases.push(l.lease_id);
                     }
@@ -489,7 +550,9 @@ async fn concurrent_leases_respect_the_balance(metering: Metering) {
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let (m, a, k) = (metering.clone(), account.clone(), key.clone());
-        tasks.push(tokio::spawn(async move { lease(&m, &a, &k, "", 1_000).await }));
+        tasks.push(tokio::spawn(
+            async move { lease(&m, &a, &k, "", 1_000).await },
+        ));
     }
     let mut granted = 0;
     for task in tasks {
