@@ -212,12 +212,16 @@ max_completion_tokens = 4096
 
         ports = {n: procs.free_port() for n in ("catalog", "metering", "adapter", "http", "grpc")}
         metrics0 = "127.0.0.1:0"
-        key = subprocess.run(
+        # A prepaid account with ample credit: every request goes through
+        # credit admission (the per-key lease), as a customer's would.
+        printed = subprocess.run(
             [os.path.join(BIN, "switchyard-usage-metering"), "--database-url", db_url, "--key-pepper", pepper,
-             "--data-dir", os.path.join(self.workdir, "metering"), "create-key", "--name", "bench"],
+             "--data-dir", os.path.join(self.workdir, "metering"), "bootstrap", "--name", "bench",
+             "--credits", "1000000"],
             check=True, capture_output=True, text=True,
-        ).stdout.strip().splitlines()[-1]
-        self.commands.append("target/release/switchyard-usage-metering --database-url $DB --key-pepper $PEPPER --data-dir $TMP/metering create-key --name bench  # prints $KEY")
+        ).stdout
+        key = re.search(r"inference key:\s+(\S+)", printed).group(1)
+        self.commands.append("target/release/switchyard-usage-metering --database-url $DB --key-pepper $PEPPER --data-dir $TMP/metering bootstrap --name bench --credits 1000000  # prints $KEY")
         catalog = self.start("catalog", [
             os.path.join(BIN, "switchyard-catalog"), "--grpc-addr", f"127.0.0.1:{ports['catalog']}",
             "--metrics-addr", metrics0, "--database-url", db_url, "--seed", seed,
