@@ -240,7 +240,7 @@ impl Credits {
             }
             match self.renew(&slot, worst).await {
                 Ok(()) => renewed = true,
-                Err(err) => {
+                Err(err @ ApiError::Unavailable(_)) => {
                     // Metering is unreachable: keep spending what the lease
                     // still holds (bounded by its size), else fail closed.
                     let mut st = slot.state.lock().expect("lease poisoned");
@@ -252,6 +252,8 @@ impl Credits {
                     }
                     return Err(err);
                 }
+                // The key is gone (deleted, disabled, expired): no grace.
+                Err(err) => return Err(err),
             }
         }
     }
