@@ -1,5 +1,8 @@
 //! `switchyard-catalog`: the catalog service binary.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -1,5 +1,8 @@
 //! The `switchyard-provider-adapter` binary: flags → listener → serve until SIGTERM.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;

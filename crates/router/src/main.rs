@@ -1,6 +1,9 @@
 //! `switchyard-router`: the public HTTP and gRPC API, talking to the other
 //! services over the network.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -1,6 +1,9 @@
 //! `switchyard`: run everything in one process (the default), or create a
 //! key for an operator.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -1,5 +1,8 @@
 //! `switchyard-usage-metering`: serve the gRPC API, or create a key once.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
