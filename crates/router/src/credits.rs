@@ -41,6 +41,8 @@ const DENIAL_CACHE: Duration = Duration::from_secs(1);
 /// to this long past its freshness.
 const OUTAGE_GRACE: Duration = Duration::from_secs(300);
 const LEASE_CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Keys with lease state kept in memory before idle ones are forgotten.
+const MAX_SLOTS: usize = 10_000;
 
 #[derive(Debug, Default)]
 struct LeaseState {
@@ -195,6 +197,15 @@ impl Credits {
 
     fn slot(&self, account_id: &str, key_hash: &str) -> Arc<Slot> {
         let mut slots = self.inner.slots.lock().expect("leases poisoned");
+        if slots.len() >= MAX_SLOTS && !slots.contains_key(key_hash) {
+            // Forget keys idle past their lease (nothing reserved): their
+            // holds have lapsed in metering, and a new request renews.
+            let now = Instant::now();
+            slots.retain(|_, slot| {
+                let st = slot.state.lock().expect("lease poisoned");
+                st.reserved > 0 || st.fresh(now)
+            });
+        }
         slots
             .entry(key_hash.to_owned())
             .or_insert_with(|| {
