@@ -52,7 +52,6 @@ struct LeaseState {
     reserved: Nanos,
     unlimited: bool,
     denial: i32,
-    available: Nanos,
     fetched_at: Option<Instant>,
     renewing: bool,
 }
@@ -105,11 +104,6 @@ impl Reservation {
             lease_id: String::new(),
             unlimited: true,
         }
-    }
-
-    /// What is reserved.
-    pub fn amount(&self) -> Nanos {
-        self.amount
     }
 
     /// Raises the reservation to `to` (a fallback to a pricier endpoint),
@@ -197,7 +191,11 @@ impl Credits {
 
     fn slot(&self, account_id: &str, key_hash: &str) -> Arc<Slot> {
         let mut slots = self.inner.slots.lock().expect("leases poisoned");
-        if slots.len() >= MAX_SLOTS && !slots.contains_key(key_hash) {
+        // The common case, a known key, costs no allocation.
+        if let Some(slot) = slots.get(key_hash) {
+            return slot.clone();
+        }
+        if slots.len() >= MAX_SLOTS {
             // Forget keys idle past their lease (nothing reserved): their
             // holds have lapsed in metering, and a new request renews.
             let now = Instant::now();
@@ -369,7 +367,6 @@ impl Credits {
         }
         st.unlimited = response.unlimited;
         st.denial = response.denial;
-        st.available = response.available_nanos;
         st.fetched_at = Some(Instant::now());
         Ok(())
     }

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -275,7 +275,6 @@ struct Journal {
     replay_lock: tokio::sync::Mutex<()>,
     down: AtomicBool,
     full: AtomicBool,
-    undelivered_bytes: AtomicU64,
     metrics: RouterMetrics,
 }
 
@@ -360,7 +359,6 @@ impl Journal {
             replay_lock: tokio::sync::Mutex::new(()),
             down: AtomicBool::new(false),
             full: AtomicBool::new(false),
-            undelivered_bytes: AtomicU64::new(0),
             metrics,
         };
         journal.report();
@@ -557,8 +555,6 @@ impl Journal {
             }
         }
         drop(st);
-        self.undelivered_bytes
-            .store(undelivered_bytes, Ordering::Relaxed);
         let full = undelivered_bytes > self.max_bytes;
         if full != self.full.swap(full, Ordering::Relaxed) {
             if full {

@@ -2,7 +2,7 @@
 //! the lease rule, and the time windows key limits count in. Pure logic
 //! shared by both stores, which only persist what is decided here.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use switchyard_proto::metering::v1 as pb;
 
@@ -273,10 +273,6 @@ impl Windows {
     }
 }
 
-pub fn day_start(day: NaiveDate) -> DateTime<Utc> {
-    Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight exists"))
-}
-
 /// What a lease request may be granted, from the state in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseInputs {
@@ -386,6 +382,7 @@ pub fn new_lease_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     fn inputs() -> LeaseInputs {
         LeaseInputs {

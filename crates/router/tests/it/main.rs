@@ -86,44 +86,21 @@ async fn router_binary_serves_traffic_and_drains_on_sigterm() {
     let adapter_url = format!("http://{}", adapter.grpc_addr());
     tokio::spawn(adapter.run(shutdown.clone()));
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard-router"))
-        .env("SWITCHYARD_HTTP_ADDR", "127.0.0.1:0")
-        .env("SWITCHYARD_ROUTER_GRPC_ADDR", "127.0.0.1:0")
-        .env("SWITCHYARD_CATALOG_URL", &catalog_url)
-        .env("SWITCHYARD_ADAPTER_URL", &adapter_url)
-        .env("SWITCHYARD_METERING_URL", &metering_url)
-        .env("SWITCHYARD_DATA_DIR", dir.join("router"))
-        .env("SWITCHYARD_REDIS_URL", testing::redis_url())
-        .env(
+    let redis = [
+        ("SWITCHYARD_REDIS_URL", testing::redis_url()),
+        (
             "SWITCHYARD_REDIS_PREFIX",
             testing::unique_name("router_bin"),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let next = async |lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>| {
-        tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("router printed in time")
-            .unwrap()
-            .expect("a line")
-    };
-    let listening = next(&mut lines).await;
-    let http = listening
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_owned();
-    let grpc = listening
-        .rsplit("gRPC ")
-        .next()
-        .unwrap()
-        .trim_end_matches(')')
-        .to_owned();
-    assert_eq!(next(&mut lines).await, "switchyard-router ready");
+        ),
+    ];
+    let (mut child, http, grpc) = spawn_router(
+        &dir.join("router"),
+        &catalog_url,
+        &adapter_url,
+        &metering_url,
+        &redis,
+    )
+    .await;
 
     let channel = switchyard_kit::grpc::connect_lazy(&format!("http://{grpc}")).unwrap();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
@@ -198,8 +175,10 @@ async fn spawn_router(
     catalog_url: &str,
     adapter_url: &str,
     metering_url: &str,
-) -> (tokio::process::Child, String) {
+    extra_env: &[(&str, String)],
+) -> (tokio::process::Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard-router"))
+        .envs(extra_env.iter().map(|(k, v)| (k, v)))
         .env("SWITCHYARD_HTTP_ADDR", "127.0.0.1:0")
         .env("SWITCHYARD_ROUTER_GRPC_ADDR", "127.0.0.1:0")
         .env("SWITCHYARD_CATALOG_URL", catalog_url)
@@ -222,9 +201,19 @@ async fn spawn_router(
         .find(|w| w.starts_with("http://"))
         .unwrap()
         .to_owned();
-    let ready = lines.next_line().await.unwrap().unwrap();
+    let grpc = listening
+        .rsplit("gRPC ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_owned();
+    let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("router ready in time")
+        .unwrap()
+        .expect("a line");
     assert_eq!(ready, "switchyard-router ready");
-    (child, http)
+    (child, http, grpc)
 }
 
 /// `kill -9` of the router mid-stream, with usage of finished requests
@@ -307,8 +296,8 @@ async fn kill_9_mid_stream_then_restart_replays_usage_exactly_once() {
     let metering_task = tokio::spawn(metering.run(metering_stop.clone()));
 
     let router_dir = dir.join("router");
-    let (mut router, http) =
-        spawn_router(&router_dir, &catalog_url, &adapter_url, &metering_url).await;
+    let (mut router, http, _) =
+        spawn_router(&router_dir, &catalog_url, &adapter_url, &metering_url, &[]).await;
     let client = reqwest::Client::new();
     let chat = |model: &str, stream: bool| {
         client
@@ -375,8 +364,8 @@ async fn kill_9_mid_stream_then_restart_replays_usage_exactly_once() {
         .await
         .unwrap();
     tokio::spawn(metering.run(shutdown.clone()));
-    let (_router, _http) =
-        spawn_router(&router_dir, &catalog_url, &adapter_url, &metering_url).await;
+    let (_router, _http, _) =
+        spawn_router(&router_dir, &catalog_url, &adapter_url, &metering_url, &[]).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     for id in &finished {
         while handle.get_generation(id, &account).await.unwrap().is_none() {
