@@ -173,6 +173,14 @@ impl Adapter {
     }
 
     /// The generated gRPC server, for a listener or `kit::grpc::in_process`.
+    /// The service itself, for a caller in the same process (the all-in-one
+    /// router calls it without gRPC).
+    pub fn generate_service(&self) -> GenerateService {
+        GenerateService {
+            upstream: Arc::clone(&self.upstream),
+        }
+    }
+
     pub fn grpc_server(&self) -> ProviderAdapterServiceServer<GenerateService> {
         ProviderAdapterServiceServer::new(GenerateService {
             upstream: Arc::clone(&self.upstream),

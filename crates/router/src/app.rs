@@ -13,7 +13,7 @@ use crate::auth::KeyCache;
 use crate::catalog_view::CatalogView;
 use crate::config::Config;
 use crate::credits::Credits;
-use crate::engine::{Engine, Timeouts};
+use crate::engine::{AdapterClient, Engine, Timeouts};
 use crate::grpc_api::RouterGrpc;
 use crate::http::{self, AppState};
 use crate::metrics::RouterMetrics;
@@ -30,7 +30,7 @@ use switchyard_kit::metrics::Registry;
 #[derive(Clone)]
 pub struct Peers {
     pub catalog: InternalChannel,
-    pub adapter: InternalChannel,
+    pub adapter: AdapterClient,
     pub metering: InternalChannel,
 }
 
@@ -38,7 +38,7 @@ impl Peers {
     pub fn connect(config: &Config) -> anyhow::Result<Peers> {
         Ok(Peers {
             catalog: grpc::connect_lazy(&config.catalog_url)?,
-            adapter: grpc::connect_lazy(&config.adapter_url)?,
+            adapter: AdapterClient::remote(grpc::connect_lazy(&config.adapter_url)?),
             metering: grpc::connect_lazy(&config.metering_url)?,
         })
     }

@@ -24,3 +24,4 @@ pub mod usage;
 
 pub use app::{App, Peers};
 pub use config::Config;
+pub use engine::AdapterClient;

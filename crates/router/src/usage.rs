@@ -5,7 +5,7 @@
 //! delivery: a `write` to the page cache, a few microseconds, and the event
 //! survives the router process being killed (`kill -9`) at any point after.
 //! The journal is fsynced every 50 ms (for power loss) off the request path.
-//! A batcher sends up to 100 queued events per `RecordUsage` call and acks
+//! A batcher sends up to 500 queued events per `RecordUsage` call and acks
 //! them against their journal segment; a segment is deleted once it is
 //! sealed (segments rotate every second or 8 MiB) and every event in it is
 //! acknowledged. When metering is unreachable, segments stay on disk and are
@@ -33,7 +33,9 @@ use tokio::sync::mpsc;
 use crate::metrics::RouterMetrics;
 
 const QUEUE: usize = 10_000;
-const BATCH: usize = 100;
+/// Under load a batch fills while the previous one commits, so the batch
+/// size bounds how many commits per second metering needs to keep up.
+const BATCH: usize = 500;
 const LINGER: Duration = Duration::from_millis(20);
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 const REPLAY_EVERY: Duration = Duration::from_secs(1);

@@ -132,7 +132,8 @@ impl AllInOne {
         let grpc_metrics = switchyard_kit::grpc::GrpcServerMetrics::register(&registry);
         let peers = switchyard_router::Peers {
             catalog: in_process_with(catalog.grpc_server(), Some(grpc_metrics.clone())),
-            adapter: in_process_with(adapter.grpc_server(), Some(grpc_metrics.clone())),
+            // Called directly: no codec, no RPC spans on the hot path.
+            adapter: switchyard_router::engine::AdapterClient::local(adapter.generate_service()),
             metering: in_process_with(metering.grpc_server(), Some(grpc_metrics)),
         };
         let mut router_config = switchyard_router::Config::local(args.data_dir.join("router"));

@@ -205,8 +205,16 @@ fn otel_layer(tracer: SdkTracer) -> impl Layer<Registry> + Send + Sync {
         .fold(Targets::new().with_default(Level::INFO), |t, target| {
             t.with_target(*target, LevelFilter::OFF)
         });
+    // Every span is entered and left at each poll of its future: the layer
+    // neither times those (busy/idle attributes) nor activates the
+    // OpenTelemetry context on them (nothing here reads `Context::current`;
+    // propagation reads the span's own context), which keeps a span's cost to
+    // its creation and close.
     tracing_opentelemetry::layer()
         .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
+        .with_threads(false)
         .with_filter(targets)
 }
 

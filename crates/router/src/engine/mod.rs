@@ -6,6 +6,7 @@
 //! Fallback is allowed until the first content (or tool-call, or finish)
 //! event; after that the stream is committed to its endpoint.
 
+mod adapter;
 mod pump;
 
 use std::sync::Arc;
@@ -13,10 +14,8 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use switchyard_kit::Nanos;
-use switchyard_kit::grpc::{InternalChannel, MAX_MESSAGE_BYTES};
 use switchyard_proto::common::v1::{ChatRequest, TokenUsage};
 use switchyard_proto::provider::v1::generate_response::Event as Upstream;
-use switchyard_proto::provider::v1::provider_adapter_service_client::ProviderAdapterServiceClient;
 use switchyard_proto::provider::v1::{Delta, GenerateRequest, UpstreamErrorKind};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
@@ -38,6 +37,7 @@ use crate::stats::{Outcome, Stats};
 use crate::usage::UsageSink;
 
 pub use crate::routing::select::MAX_ENDPOINTS_PER_MODEL;
+pub use adapter::{AdapterClient, LocalGenerate, UpstreamStream};
 
 /// Attempts per request across all models and endpoints.
 pub const MAX_ATTEMPTS: usize = 5;
@@ -136,7 +136,7 @@ pub struct Engine {
 
 struct EngineInner {
     catalog: CatalogView,
-    adapter: ProviderAdapterServiceClient<InternalChannel>,
+    adapter: AdapterClient,
     stats: Stats,
     usage: UsageSink,
     credits: Credits,
@@ -152,7 +152,7 @@ struct EngineInner {
 
 /// What an attempt produced before it committed.
 struct Opened {
-    stream: tonic::Streaming<switchyard_proto::provider::v1::GenerateResponse>,
+    stream: UpstreamStream,
     buffered: Vec<Upstream>,
     dispatched_at: Instant,
     upstream_id: String,
@@ -161,16 +161,13 @@ struct Opened {
 impl Engine {
     pub fn new(
         catalog: CatalogView,
-        adapter: InternalChannel,
+        adapter: AdapterClient,
         stats: Stats,
         perf: PerfView,
         (usage, credits): (UsageSink, Credits),
         timeouts: Timeouts,
         metrics: RouterMetrics,
     ) -> Engine {
-        let adapter = ProviderAdapterServiceClient::new(adapter)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
         Engine {
             inner: Arc::new(EngineInner {
                 catalog,
@@ -454,10 +451,9 @@ impl Engine {
             total_timeout_ms: remaining.as_millis().min(u32::MAX as u128) as u32,
             upstream_headers: Default::default(),
         };
-        let mut adapter = self.inner.adapter.clone();
-        let call = adapter.generate(request);
+        let call = self.inner.adapter.generate(request);
         let mut stream = match tokio::time::timeout_at(token_deadline, call).await {
-            Ok(Ok(response)) => response.into_inner(),
+            Ok(Ok(stream)) => stream,
             Ok(Err(status)) => {
                 tracing::warn!(%status, "provider-adapter call failed");
                 return Err(fail(

@@ -145,7 +145,7 @@ impl<F: StreamFormat> SseState<F> {
                         }
                         Ok(None) => return None,
                         Ok(Some(event)) => {
-                            let bytes = format.render(event);
+                            let bytes = render_ready(&mut format, &mut committed, event);
                             self.phase = Phase::Streaming(committed, format);
                             if bytes.is_some() {
                                 return bytes;
@@ -155,5 +155,35 @@ impl<F: StreamFormat> SseState<F> {
                 }
             }
         }
+    }
+}
+
+/// Most events are ready in bursts (a provider's TCP read often carries
+/// several chunks): render `first` and every event already waiting into one
+/// body frame, so a burst costs one write to the client instead of one per
+/// chunk. Nothing waits for events that have not arrived.
+fn render_ready<F: StreamFormat>(
+    format: &mut F,
+    committed: &mut Committed,
+    first: Event,
+) -> Option<Bytes> {
+    /// A frame this big goes out without taking more.
+    const MAX_FRAME: usize = 64 * 1024;
+    let mut parts: Vec<Bytes> = Vec::new();
+    let mut len = 0;
+    let mut next = Some(first);
+    while let Some(event) = next {
+        if let Some(bytes) = format.render(event) {
+            len += bytes.len();
+            parts.push(bytes);
+        }
+        if len >= MAX_FRAME {
+            break;
+        }
+        next = committed.events.try_recv().ok();
+    }
+    match parts.len() {
+        0 | 1 => parts.pop(),
+        _ => Some(Bytes::from(parts.concat())),
     }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use redb::{Database, ReadableTable, Table, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use switchyard_proto::metering::v1 as pb;
@@ -109,38 +109,62 @@ fn write_json<T: Serialize>(
 }
 
 /// Posts a transfer unless its id exists; returns whether it was posted.
+/// Posts `batch` in order, skipping transfers already posted (by id), and
+/// returns which ones were new. The entry sequence and every balance the
+/// batch touches are read once and written back once, so a batch of usage
+/// debits costs each transfer its own rows only, not a rewrite of the
+/// shared revenue balance per debit.
 fn post(
     transfers: &mut Table<&str, &[u8]>,
     entries: &mut Table<u64, &[u8]>,
     balances: &mut Table<&str, i64>,
     sequences: &mut Table<&str, u64>,
-    transfer: &Transfer,
+    batch: &[Transfer],
     now: DateTime<Utc>,
-) -> anyhow::Result<bool> {
-    if transfers.get(transfer.id.as_str())?.is_some() {
-        return Ok(false);
+) -> anyhow::Result<Vec<bool>> {
+    let mut next = sequences.get(ENTRY_SEQUENCE)?.map_or(0, |v| v.value());
+    let first = next;
+    let mut touched: HashMap<&str, i64> = HashMap::new();
+    let mut posted = Vec::with_capacity(batch.len());
+    for transfer in batch {
+        if transfers.get(transfer.id.as_str())?.is_some() {
+            posted.push(false);
+            continue;
+        }
+        for (account, amount) in transfer.legs() {
+            next += 1;
+            let entry = StoredEntry {
+                transfer_id: transfer.id.clone(),
+                account: account.to_owned(),
+                amount_nanos: amount,
+            };
+            entries.insert(next, serde_json::to_vec(&entry)?.as_slice())?;
+            let balance = match touched.get_mut(account) {
+                Some(balance) => balance,
+                None => {
+                    let stored = balances.get(account)?.map_or(0, |v| v.value());
+                    touched.entry(account).or_insert(stored)
+                }
+            };
+            *balance += amount;
+        }
+        write_json(
+            transfers,
+            &transfer.id,
+            &StoredTransfer {
+                transfer: transfer.clone(),
+                created_at: now,
+            },
+        )?;
+        posted.push(true);
     }
-    for (account, amount) in transfer.legs() {
-        let next = sequences.get(ENTRY_SEQUENCE)?.map_or(0, |v| v.value()) + 1;
+    if next != first {
         sequences.insert(ENTRY_SEQUENCE, next)?;
-        let entry = StoredEntry {
-            transfer_id: transfer.id.clone(),
-            account: account.to_owned(),
-            amount_nanos: amount,
-        };
-        entries.insert(next, serde_json::to_vec(&entry)?.as_slice())?;
-        let balance = balances.get(account)?.map_or(0, |v| v.value());
-        balances.insert(account, balance + amount)?;
     }
-    write_json(
-        transfers,
-        &transfer.id,
-        &StoredTransfer {
-            transfer: transfer.clone(),
-            created_at: now,
-        },
-    )?;
-    Ok(true)
+    for (account, balance) in touched {
+        balances.insert(account, balance)?;
+    }
+    Ok(posted)
 }
 
 fn day_key(day: NaiveDate) -> String {
@@ -580,9 +604,9 @@ impl Store for EmbeddedStore {
                     &mut txn.open_table(ENTRIES)?,
                     &mut balances,
                     &mut txn.open_table(SEQUENCES)?,
-                    &transfer,
+                    std::slice::from_ref(&transfer),
                     Utc::now(),
-                )?;
+                )?[0];
                 let balance_nanos = balances
                     .get(transfer.account_id.as_str())?
                     .map_or(0, |v| v.value());
@@ -1059,16 +1083,14 @@ fn apply_rollups(txn: &redb::WriteTransaction, r: &Rollups) -> anyhow::Result<()
         let mut entries = txn.open_table(ENTRIES)?;
         let mut balances = txn.open_table(BALANCES)?;
         let mut sequences = txn.open_table(SEQUENCES)?;
-        for debit in &r.debits {
-            post(
-                &mut transfers,
-                &mut entries,
-                &mut balances,
-                &mut sequences,
-                debit,
-                now,
-            )?;
-        }
+        post(
+            &mut transfers,
+            &mut entries,
+            &mut balances,
+            &mut sequences,
+            &r.debits,
+            now,
+        )?;
     }
     {
         let mut holds = txn.open_table(HOLDS)?;

@@ -2,7 +2,7 @@
 //! take row locks in a fixed order (apps by referer, then generations by id)
 //! so concurrent overlapping batches cannot deadlock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 
 use anyhow::Context;
@@ -273,7 +273,10 @@ fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-const INSERT_GENERATION: &str = "
+/// One statement for a whole batch: the columns go as arrays and `UNNEST`
+/// turns them back into rows (one round trip and one plan instead of one per
+/// generation). `RETURNING id` names the rows that were new.
+const INSERT_GENERATIONS: &str = "
 INSERT INTO metering.generations (
     id, account_id, key_hash, model, endpoint_id, provider_slug, provider_name, upstream_id,
     created_at, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens,
@@ -283,12 +286,36 @@ INSERT INTO metering.generations (
     price_input_cache_read, price_input_cache_write, price_internal_reasoning, attempts,
     prompt_cost_nanos, completion_cost_nanos, total_cost_nanos, usage_estimated, lease_id,
     request_id, origin
-) VALUES (
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-    $21, $22, $23, $24, $25, $26, $27, $28, $29::numeric, $30::numeric, $31::numeric,
-    $32::numeric, $33::numeric, $34::numeric, $35::numeric, $36::jsonb, $37, $38, $39, $40,
-    $41, $42, $43
-) ON CONFLICT (id) DO NOTHING";
+)
+SELECT id, account_id, key_hash, model, endpoint_id, provider_slug, provider_name, upstream_id,
+    created_at, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens,
+    cache_write_tokens, latency_ms, ttft_ms, generation_time_ms, streamed, cancelled,
+    finish_reason, native_finish_reason, http_referer, app_title, user_agent, app_id, api_type,
+    session_id, external_user, price_prompt::numeric, price_completion::numeric,
+    price_request::numeric, price_image::numeric, price_input_cache_read::numeric,
+    price_input_cache_write::numeric, price_internal_reasoning::numeric, attempts::jsonb,
+    prompt_cost_nanos, completion_cost_nanos, total_cost_nanos, usage_estimated, lease_id,
+    request_id, origin
+FROM UNNEST(
+    $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::timestamptz[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[],
+    $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::boolean[], $19::boolean[],
+    $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::bigint[], $26::text[],
+    $27::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::text[], $33::text[],
+    $34::text[], $35::text[], $36::text[], $37::bigint[], $38::bigint[], $39::bigint[],
+    $40::boolean[], $41::text[], $42::text[], $43::text[]
+) AS g(
+    id, account_id, key_hash, model, endpoint_id, provider_slug, provider_name, upstream_id,
+    created_at, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens,
+    cache_write_tokens, latency_ms, ttft_ms, generation_time_ms, streamed, cancelled,
+    finish_reason, native_finish_reason, http_referer, app_title, user_agent, app_id, api_type,
+    session_id, external_user, price_prompt, price_completion, price_request, price_image,
+    price_input_cache_read, price_input_cache_write, price_internal_reasoning, attempts,
+    prompt_cost_nanos, completion_cost_nanos, total_cost_nanos, usage_estimated, lease_id,
+    request_id, origin
+)
+ON CONFLICT (id) DO NOTHING
+RETURNING id";
 
 const SELECT_GENERATION: &str = "
 SELECT id, account_id, key_hash, model, endpoint_id, provider_slug, provider_name, upstream_id,
@@ -313,60 +340,129 @@ fn price_text(price: Option<Price>) -> Option<String> {
     price.map(|p| p.to_string())
 }
 
-async fn insert_generation(
+/// Inserts the batch's generations (ids unique within `records`) and
+/// returns the ids that were new; the others were recorded before.
+async fn insert_generations(
     conn: &mut PgConnection,
-    record: &UsageRecord,
-    app_id: Option<i64>,
-) -> anyhow::Result<bool> {
-    let e = &record.event;
-    let pricing = e.pricing.as_ref();
-    let result = sqlx::query(INSERT_GENERATION)
-        .bind(&e.generation_id)
-        .bind(&e.account_id)
-        .bind(&e.key_hash)
-        .bind(&e.model)
-        .bind(&e.endpoint_id)
-        .bind(&e.provider_slug)
-        .bind(&e.provider_name)
-        .bind(&e.upstream_id)
-        .bind(e.created_at)
-        .bind(db_int(e.prompt_tokens)?)
-        .bind(db_int(e.completion_tokens)?)
-        .bind(db_int(e.reasoning_tokens)?)
-        .bind(db_int(e.cached_tokens)?)
-        .bind(db_int(e.cache_write_tokens)?)
-        .bind(db_int(e.latency_ms)?)
-        .bind(e.ttft_ms.map(db_int).transpose()?)
-        .bind(db_int(e.generation_time_ms)?)
-        .bind(e.streamed)
-        .bind(e.cancelled)
-        .bind(&e.finish_reason)
-        .bind(&e.native_finish_reason)
-        .bind(&e.http_referer)
-        .bind(&e.app_title)
-        .bind(&e.user_agent)
-        .bind(app_id)
-        .bind(&e.api_type)
-        .bind(&e.session_id)
-        .bind(&e.external_user)
-        .bind(price_text(pricing.map(|p| p.prompt)))
-        .bind(price_text(pricing.map(|p| p.completion)))
-        .bind(price_text(pricing.and_then(|p| p.request)))
-        .bind(price_text(pricing.and_then(|p| p.image)))
-        .bind(price_text(pricing.and_then(|p| p.input_cache_read)))
-        .bind(price_text(pricing.and_then(|p| p.input_cache_write)))
-        .bind(price_text(pricing.and_then(|p| p.internal_reasoning)))
-        .bind(serde_json::to_string(&e.attempts)?)
-        .bind(record.cost.prompt)
-        .bind(record.cost.completion)
-        .bind(record.cost.total)
-        .bind(e.usage_estimated)
-        .bind(&e.lease_id)
-        .bind(&e.request_id)
-        .bind(&e.origin)
-        .execute(conn)
+    records: &[(&UsageRecord, Option<i64>)],
+) -> anyhow::Result<HashSet<String>> {
+    fn text<'a>(
+        records: &[(&'a UsageRecord, Option<i64>)],
+        f: impl Fn(&'a UsageEvent) -> &'a str,
+    ) -> Vec<&'a str> {
+        records.iter().map(|(r, _)| f(&r.event)).collect()
+    }
+    fn opt_text<'a>(
+        records: &[(&'a UsageRecord, Option<i64>)],
+        f: impl Fn(&'a UsageEvent) -> Option<&'a str>,
+    ) -> Vec<Option<&'a str>> {
+        records.iter().map(|(r, _)| f(&r.event)).collect()
+    }
+    fn int(
+        records: &[(&UsageRecord, Option<i64>)],
+        f: impl Fn(&UsageEvent) -> u64,
+    ) -> anyhow::Result<Vec<i64>> {
+        records.iter().map(|(r, _)| db_int(f(&r.event))).collect()
+    }
+    fn price(
+        records: &[(&UsageRecord, Option<i64>)],
+        f: impl Fn(&Pricing) -> Option<Price>,
+    ) -> Vec<Option<String>> {
+        records
+            .iter()
+            .map(|(r, _)| price_text(r.event.pricing.as_ref().and_then(&f)))
+            .collect()
+    }
+    let ttft: Vec<Option<i64>> = records
+        .iter()
+        .map(|(r, _)| r.event.ttft_ms.map(db_int).transpose())
+        .collect::<anyhow::Result<_>>()?;
+    let attempts: Vec<String> = records
+        .iter()
+        .map(|(r, _)| serde_json::to_string(&r.event.attempts))
+        .collect::<Result<_, _>>()?;
+    let new: Vec<String> = sqlx::query_scalar(INSERT_GENERATIONS)
+        .bind(text(records, |e| &e.generation_id))
+        .bind(text(records, |e| &e.account_id))
+        .bind(text(records, |e| &e.key_hash))
+        .bind(text(records, |e| &e.model))
+        .bind(text(records, |e| &e.endpoint_id))
+        .bind(text(records, |e| &e.provider_slug))
+        .bind(text(records, |e| &e.provider_name))
+        .bind(text(records, |e| &e.upstream_id))
+        .bind(
+            records
+                .iter()
+                .map(|(r, _)| r.event.created_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(int(records, |e| e.prompt_tokens)?)
+        .bind(int(records, |e| e.completion_tokens)?)
+        .bind(int(records, |e| e.reasoning_tokens)?)
+        .bind(int(records, |e| e.cached_tokens)?)
+        .bind(int(records, |e| e.cache_write_tokens)?)
+        .bind(int(records, |e| e.latency_ms)?)
+        .bind(ttft)
+        .bind(int(records, |e| e.generation_time_ms)?)
+        .bind(
+            records
+                .iter()
+                .map(|(r, _)| r.event.streamed)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|(r, _)| r.event.cancelled)
+                .collect::<Vec<_>>(),
+        )
+        .bind(text(records, |e| &e.finish_reason))
+        .bind(text(records, |e| &e.native_finish_reason))
+        .bind(opt_text(records, |e| e.http_referer.as_deref()))
+        .bind(opt_text(records, |e| e.app_title.as_deref()))
+        .bind(opt_text(records, |e| e.user_agent.as_deref()))
+        .bind(records.iter().map(|(_, app)| *app).collect::<Vec<_>>())
+        .bind(text(records, |e| &e.api_type))
+        .bind(opt_text(records, |e| e.session_id.as_deref()))
+        .bind(opt_text(records, |e| e.external_user.as_deref()))
+        .bind(price(records, |p| Some(p.prompt)))
+        .bind(price(records, |p| Some(p.completion)))
+        .bind(price(records, |p| p.request))
+        .bind(price(records, |p| p.image))
+        .bind(price(records, |p| p.input_cache_read))
+        .bind(price(records, |p| p.input_cache_write))
+        .bind(price(records, |p| p.internal_reasoning))
+        .bind(attempts)
+        .bind(
+            records
+                .iter()
+                .map(|(r, _)| r.cost.prompt)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|(r, _)| r.cost.completion)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|(r, _)| r.cost.total)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|(r, _)| r.event.usage_estimated)
+                .collect::<Vec<_>>(),
+        )
+        .bind(text(records, |e| &e.lease_id))
+        .bind(text(records, |e| &e.request_id))
+        .bind(opt_text(records, |e| e.origin.as_deref()))
+        .fetch_all(conn)
         .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(new.into_iter().collect())
 }
 
 #[derive(sqlx::FromRow)]
@@ -603,14 +699,26 @@ impl Store for PostgresStore {
         // Stable: the first of two events with one id is the one recorded.
         records.sort_by(|a, b| a.event.generation_id.cmp(&b.event.generation_id));
         let mut outcome = RecordOutcome::default();
-        let mut recorded = Vec::with_capacity(records.len());
+        let mut unique: Vec<(&UsageRecord, Option<i64>)> = Vec::with_capacity(records.len());
         for record in &records {
+            if unique
+                .last()
+                .is_some_and(|(last, _)| last.event.generation_id == record.event.generation_id)
+            {
+                outcome.duplicates += 1;
+                continue;
+            }
             let app_id = record
                 .event
                 .http_referer
                 .as_ref()
                 .and_then(|r| app_ids.get(r).copied());
-            if insert_generation(&mut tx, record, app_id).await? {
+            unique.push((record, app_id));
+        }
+        let new = insert_generations(&mut tx, &unique).await?;
+        let mut recorded = Vec::with_capacity(new.len());
+        for (record, app_id) in unique {
+            if new.contains(&record.event.generation_id) {
                 outcome.recorded += 1;
                 outcome.cost += record.cost.total;
                 recorded.push((record, app_id));
