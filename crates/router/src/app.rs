@@ -20,7 +20,7 @@ use crate::metrics::RouterMetrics;
 use crate::ratelimit::RateLimiter;
 use crate::routing::perf::{PerfView, RedisStats};
 use crate::stats::Stats;
-use crate::usage::UsageSink;
+use crate::usage::{UsageClient, UsageSink};
 use switchyard_kit::grpc::GrpcServerMetrics;
 use switchyard_kit::http::HttpServerMetrics;
 use switchyard_kit::metrics::Registry;
@@ -32,14 +32,18 @@ pub struct Peers {
     pub catalog: InternalChannel,
     pub adapter: AdapterClient,
     pub metering: InternalChannel,
+    /// Usage batches: over `metering`, or to a service in this process.
+    pub usage: UsageClient,
 }
 
 impl Peers {
     pub fn connect(config: &Config) -> anyhow::Result<Peers> {
+        let metering = grpc::connect_lazy(&config.metering_url)?;
         Ok(Peers {
             catalog: grpc::connect_lazy(&config.catalog_url)?,
             adapter: AdapterClient::remote(grpc::connect_lazy(&config.adapter_url)?),
-            metering: grpc::connect_lazy(&config.metering_url)?,
+            metering: metering.clone(),
+            usage: UsageClient::remote(metering),
         })
     }
 }
@@ -89,7 +93,7 @@ impl App {
         let perf = PerfView::new(stats.clone(), redis_stats);
         perf.follow(catalog.clone(), background.clone());
         let (usage, usage_task) = UsageSink::start(
-            peers.metering.clone(),
+            peers.usage.clone(),
             &config.data_dir,
             config.usage_journal_max_bytes,
             background.clone(),

@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use switchyard_kit::Shutdown;
 use switchyard_kit::grpc::{InternalChannel, MAX_MESSAGE_BYTES};
 use switchyard_proto::metering::v1::usage_metering_service_client::UsageMeteringServiceClient;
+use switchyard_proto::metering::v1::usage_metering_service_server::UsageMeteringService;
 use switchyard_proto::metering::v1::{RecordUsageRequest, UsageEvent};
 use tokio::sync::mpsc;
 
@@ -43,7 +44,57 @@ const FSYNC_EVERY: Duration = Duration::from_millis(50);
 const ROTATE_AFTER: Duration = Duration::from_secs(1);
 const ROTATE_BYTES: u64 = 8 * 1024 * 1024;
 
-type Client = UsageMeteringServiceClient<InternalChannel>;
+type Client = UsageClient;
+
+type RecordFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), tonic::Status>> + Send + 'a>>;
+
+/// A usage-metering service in this process (the all-in-one binary).
+pub trait LocalRecordUsage: Send + Sync + 'static {
+    fn record_usage(&self, request: RecordUsageRequest) -> RecordFuture<'_>;
+}
+
+impl<T: UsageMeteringService> LocalRecordUsage for T {
+    fn record_usage(&self, request: RecordUsageRequest) -> RecordFuture<'_> {
+        Box::pin(async move {
+            UsageMeteringService::record_usage(self, tonic::Request::new(request)).await?;
+            Ok(())
+        })
+    }
+}
+
+/// Where usage batches go: usage-metering over gRPC, or — in the
+/// all-in-one process — its service called directly, without encoding a
+/// batch to protobuf and decoding it again.
+#[derive(Clone)]
+pub enum UsageClient {
+    Remote(UsageMeteringServiceClient<InternalChannel>),
+    Local(Arc<dyn LocalRecordUsage>),
+}
+
+impl UsageClient {
+    pub fn remote(channel: InternalChannel) -> UsageClient {
+        UsageClient::Remote(
+            UsageMeteringServiceClient::new(channel)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+    }
+
+    pub fn local(service: impl UsageMeteringService) -> UsageClient {
+        UsageClient::Local(Arc::new(service))
+    }
+
+    async fn record_usage(&self, request: RecordUsageRequest) -> Result<(), tonic::Status> {
+        match self {
+            UsageClient::Remote(client) => {
+                client.clone().record_usage(request).await?;
+                Ok(())
+            }
+            UsageClient::Local(service) => service.record_usage(request).await,
+        }
+    }
+}
 
 /// An event queued for delivery, with the journal segment holding it.
 struct Queued {
@@ -62,7 +113,7 @@ impl UsageSink {
     /// tick) and starts the batcher. The returned handle finishes after
     /// `shutdown`, once the queue is delivered or left in the journal.
     pub fn start(
-        channel: InternalChannel,
+        client: UsageClient,
         data_dir: &Path,
         max_bytes: u64,
         shutdown: Shutdown,
@@ -73,9 +124,6 @@ impl UsageSink {
             max_bytes,
             metrics,
         )?);
-        let client = UsageMeteringServiceClient::new(channel)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let (tx, rx) = mpsc::channel(QUEUE);
         let handle = tokio::spawn(run(client, rx, journal.clone(), shutdown));
         Ok((UsageSink { tx, journal }, handle))
@@ -228,7 +276,6 @@ enum SendError {
 }
 
 async fn send(client: &Client, request: RecordUsageRequest) -> Result<(), SendError> {
-    let mut client = client.clone();
     let call = client.record_usage(request);
     match tokio::time::timeout(SEND_TIMEOUT, call).await {
         Err(_) => Err(SendError::Unreachable(anyhow::anyhow!(

@@ -135,6 +135,9 @@ impl AllInOne {
             // Called directly: no codec, no RPC spans on the hot path.
             adapter: switchyard_router::engine::AdapterClient::local(adapter.generate_service()),
             metering: in_process_with(metering.grpc_server(), Some(grpc_metrics)),
+            // Usage batches skip the codec too; everything else metering
+            // serves goes through the in-process channel.
+            usage: switchyard_router::usage::UsageClient::local(metering.clone()),
         };
         let mut router_config = switchyard_router::Config::local(args.data_dir.join("router"));
         router_config.http_addr = args.http_addr;

@@ -187,3 +187,76 @@ fn render_ready<F: StreamFormat>(
         _ => Some(Bytes::from(parts.concat())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    /// Renders finish events as `<reason>\n` and nothing else.
+    struct Reasons;
+
+    impl StreamFormat for Reasons {
+        fn start(_: &Committed) -> (Reasons, Option<Bytes>) {
+            (Reasons, None)
+        }
+        fn render(&mut self, event: Event) -> Option<Bytes> {
+            match event {
+                Event::Finish { reason, .. } => Some(Bytes::from(format!("{reason}\n"))),
+                _ => None,
+            }
+        }
+        fn error_before_commit(_: &str, _: ApiError) -> Bytes {
+            Bytes::new()
+        }
+    }
+
+    fn finish(reason: &str) -> Event {
+        Event::Finish {
+            reason: reason.into(),
+            native: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_ready_events_goes_out_as_one_frame_and_nothing_waits() {
+        let (tx, events) = mpsc::channel(16);
+        let mut committed = Committed {
+            generation_id: "gen-1".into(),
+            created: 0,
+            model: "m".into(),
+            provider_name: "p".into(),
+            endpoint_id: "e".into(),
+            attempts: Vec::new(),
+            reasoning_format: "unknown",
+            events,
+        };
+        for event in [
+            finish("a"),
+            Event::Delta(Default::default()),
+            finish("b"),
+            finish("c"),
+        ] {
+            tx.send(event).await.unwrap();
+        }
+        let first = committed.events.recv().await.unwrap();
+        let frame = render_ready(&mut Reasons, &mut committed, first).unwrap();
+        assert_eq!(
+            &frame[..],
+            b"a\nb\nc\n",
+            "every ready event, in order, unrendered ones skipped"
+        );
+
+        // A lone event goes out alone, without waiting for a next one.
+        tx.send(finish("d")).await.unwrap();
+        let first = committed.events.recv().await.unwrap();
+        let frame = render_ready(&mut Reasons, &mut committed, first).unwrap();
+        assert_eq!(&frame[..], b"d\n");
+
+        // An event that renders nothing, with nothing behind it: no frame.
+        tx.send(Event::Delta(Default::default())).await.unwrap();
+        let first = committed.events.recv().await.unwrap();
+        assert!(render_ready(&mut Reasons, &mut committed, first).is_none());
+    }
+}
