@@ -225,8 +225,18 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
 }
 
-/// Page cache of the embedded database, bytes.
-const EMBEDDED_CACHE_BYTES: usize = 16 * 1024 * 1024;
+/// Page cache of the embedded database, bytes: the upper levels of every
+/// tree and the newest leaves, which is what writing usage and reading keys
+/// touch; older generations are read from disk when asked for.
+const EMBEDDED_CACHE_BYTES: usize = 8 * 1024 * 1024;
+
+/// [`Generation`]'s stored shape, borrowing its parts.
+#[derive(Serialize)]
+struct StoredGeneration<'a> {
+    event: &'a crate::usage::UsageEvent,
+    cost: &'a crate::usage::Cost,
+    app_id: Option<i64>,
+}
 
 impl EmbeddedStore {
     /// Opens (or creates) the database file and its tables.
@@ -389,9 +399,10 @@ impl Store for EmbeddedStore {
                         continue;
                     }
                     outcome.cost += cost.total;
-                    let generation = Generation {
-                        event: event.clone(),
-                        cost,
+                    // Serialized as a `Generation`, without cloning the event.
+                    let generation = StoredGeneration {
+                        event: &event,
+                        cost: &cost,
                         app_id,
                     };
                     generations.insert(id.as_str(), serde_json::to_vec(&generation)?.as_slice())?;
