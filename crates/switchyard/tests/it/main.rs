@@ -19,12 +19,17 @@ struct Running {
 }
 
 async fn start(data_dir: &Path) -> Running {
-    start_logging(data_dir, None).await
+    start_with(data_dir, None, &[]).await
+}
+
+async fn start_logging(data_dir: &Path, log_file: Option<&Path>) -> Running {
+    start_with(data_dir, log_file, &[]).await
 }
 
 /// Starts the binary; with `log_file`, logs every level as JSON into it.
-async fn start_logging(data_dir: &Path, log_file: Option<&Path>) -> Running {
+async fn start_with(data_dir: &Path, log_file: Option<&Path>, env: &[(&str, &str)]) -> Running {
     let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    command.envs(env.iter().copied());
     match log_file {
         Some(path) => {
             command
@@ -301,5 +306,141 @@ async fn logs_never_contain_keys_prompts_or_completions() {
         !logs.contains(&completion),
         "the completion leaked into logs"
     );
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// In the all-in-one the router calls provider-adapter's service in-process
+/// rather than over gRPC. A client that leaves a stream must still cancel
+/// the provider's request at once, and the usage must still be recorded.
+#[tokio::test]
+async fn a_client_leaving_a_stream_cancels_the_provider_request_in_process() {
+    let data_dir = std::env::temp_dir().join(format!("switchyard-cancel-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let sim = provider_sim::App::build(provider_sim::Config::ephemeral())
+        .await
+        .unwrap();
+    let sim_addr = sim.addr();
+    let sim_shutdown = switchyard_kit::Shutdown::new();
+    tokio::spawn(sim.run(sim_shutdown.clone()));
+    let http = reqwest::Client::new();
+    // 400 tokens at 20 per second: a stream of 20 seconds unless cancelled.
+    let knobs = http
+        .put(format!("http://{sim_addr}/sim/models/sim-small"))
+        .json(&json!({"tokens_per_second": 20, "completion_tokens": 400}))
+        .send()
+        .await
+        .unwrap();
+    assert!(knobs.status().is_success(), "{}", knobs.status());
+    let seed = data_dir.join("seed.toml");
+    std::fs::write(
+        &seed,
+        format!(
+            r#"
+[[providers]]
+slug = "slow-sim"
+name = "Slow Sim"
+wire_format = "openai"
+base_url = "http://{sim_addr}/v1"
+credential_ref = ""
+
+[[models]]
+id = "test/slow"
+name = "Test: slow"
+created = 1732233600
+context_length = 8192
+architecture = {{ modality = "text->text", input_modalities = ["text"], output_modalities = ["text"], tokenizer = "Other" }}
+
+[[endpoints]]
+model = "test/slow"
+provider = "slow-sim"
+upstream_model = "sim-small"
+pricing = {{ prompt = "0.000001", completion = "0.000002" }}
+"#
+        ),
+    )
+    .unwrap();
+    let running = start_with(
+        &data_dir,
+        None,
+        &[
+            ("SWITCHYARD_NO_SIMULATOR", "true"),
+            ("SWITCHYARD_CATALOG_SEED", seed.to_str().unwrap()),
+        ],
+    )
+    .await;
+
+    let mut response = http
+        .post(format!("{}/chat/completions", running.base))
+        .bearer_auth(DEV_KEY)
+        .json(&json!({"model": "test/slow", "stream": true,
+                      "messages": [{"role": "user", "content": "take your time"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-generation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut seen = String::new();
+    while !seen.contains("\"content\"") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+            .await
+            .expect("a first token in time")
+            .unwrap()
+            .expect("the stream is still open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(response);
+
+    let cancelled_upstream = async {
+        loop {
+            let stats: Value = http
+                .get(format!("http://{sim_addr}/sim/stats"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if stats["models"]["sim-small"]["cancelled"] == 1 {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let stats = tokio::time::timeout(Duration::from_secs(5), cancelled_upstream)
+        .await
+        .expect("the provider saw its stream cancelled within 5 s (it had 20 s to go)");
+    assert!(
+        stats["models"]["sim-small"]["completion_tokens"]
+            .as_u64()
+            .unwrap()
+            < 400,
+        "{stats}"
+    );
+
+    let recorded = async {
+        loop {
+            let generation = http
+                .get(format!("{}/generation?id={id}", running.base))
+                .bearer_auth(DEV_KEY)
+                .send()
+                .await
+                .unwrap();
+            if generation.status() == 200 {
+                return generation.json::<Value>().await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let generation = tokio::time::timeout(Duration::from_secs(10), recorded)
+        .await
+        .expect("the cancelled generation is recorded");
+    assert_eq!(generation["data"]["cancelled"], true, "{generation}");
+    assert_eq!(generation["data"]["model"], "test/slow");
+    stop(running).await;
+    sim_shutdown.trigger();
     let _ = std::fs::remove_dir_all(&data_dir);
 }
