@@ -373,6 +373,12 @@ async fn insert_generations(
             .map(|(r, _)| price_text(r.event.pricing.as_ref().and_then(&f)))
             .collect()
     }
+    fn column<'a, T>(
+        records: &[(&'a UsageRecord, Option<i64>)],
+        f: impl Fn(&'a UsageRecord) -> T,
+    ) -> Vec<T> {
+        records.iter().map(|(r, _)| f(r)).collect()
+    }
     let ttft: Vec<Option<i64>> = records
         .iter()
         .map(|(r, _)| r.event.ttft_ms.map(db_int).transpose())
@@ -404,18 +410,8 @@ async fn insert_generations(
         .bind(int(records, |e| e.latency_ms)?)
         .bind(ttft)
         .bind(int(records, |e| e.generation_time_ms)?)
-        .bind(
-            records
-                .iter()
-                .map(|(r, _)| r.event.streamed)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            records
-                .iter()
-                .map(|(r, _)| r.event.cancelled)
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(records, |r| r.event.streamed))
+        .bind(column(records, |r| r.event.cancelled))
         .bind(text(records, |e| &e.finish_reason))
         .bind(text(records, |e| &e.native_finish_reason))
         .bind(opt_text(records, |e| e.http_referer.as_deref()))
@@ -433,30 +429,10 @@ async fn insert_generations(
         .bind(price(records, |p| p.input_cache_write))
         .bind(price(records, |p| p.internal_reasoning))
         .bind(attempts)
-        .bind(
-            records
-                .iter()
-                .map(|(r, _)| r.cost.prompt)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            records
-                .iter()
-                .map(|(r, _)| r.cost.completion)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            records
-                .iter()
-                .map(|(r, _)| r.cost.total)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            records
-                .iter()
-                .map(|(r, _)| r.event.usage_estimated)
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(records, |r| r.cost.prompt))
+        .bind(column(records, |r| r.cost.completion))
+        .bind(column(records, |r| r.cost.total))
+        .bind(column(records, |r| r.event.usage_estimated))
         .bind(text(records, |e| &e.lease_id))
         .bind(text(records, |e| &e.request_id))
         .bind(opt_text(records, |e| e.origin.as_deref()))
