@@ -172,7 +172,6 @@ impl Adapter {
         self.upstream.metrics.register(registry);
     }
 
-    /// The generated gRPC server, for a listener or `kit::grpc::in_process`.
     /// The service itself, for a caller in the same process (the all-in-one
     /// router calls it without gRPC).
     pub fn generate_service(&self) -> GenerateService {
@@ -181,12 +180,11 @@ impl Adapter {
         }
     }
 
+    /// The generated gRPC server, for a listener or `kit::grpc::in_process`.
     pub fn grpc_server(&self) -> ProviderAdapterServiceServer<GenerateService> {
-        ProviderAdapterServiceServer::new(GenerateService {
-            upstream: Arc::clone(&self.upstream),
-        })
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        ProviderAdapterServiceServer::new(self.generate_service())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 }
 

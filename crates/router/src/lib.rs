@@ -24,4 +24,3 @@ pub mod usage;
 
 pub use app::{App, Peers};
 pub use config::Config;
-pub use engine::AdapterClient;

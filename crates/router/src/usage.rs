@@ -44,8 +44,6 @@ const FSYNC_EVERY: Duration = Duration::from_millis(50);
 const ROTATE_AFTER: Duration = Duration::from_secs(1);
 const ROTATE_BYTES: u64 = 8 * 1024 * 1024;
 
-type Client = UsageClient;
-
 type RecordFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), tonic::Status>> + Send + 'a>>;
 
@@ -156,7 +154,7 @@ impl UsageSink {
 }
 
 async fn run(
-    client: Client,
+    client: UsageClient,
     mut rx: mpsc::Receiver<Queued>,
     journal: Arc<Journal>,
     shutdown: Shutdown,
@@ -209,7 +207,7 @@ async fn collect_batch(first: Queued, rx: &mut mpsc::Receiver<Queued>) -> Vec<Qu
     batch
 }
 
-async fn deliver(client: &Client, batch: Vec<Queued>, journal: &Journal) {
+async fn deliver(client: &UsageClient, batch: Vec<Queued>, journal: &Journal) {
     let segments: Vec<u64> = batch.iter().map(|q| q.segment).collect();
     if journal.down.load(Ordering::Relaxed) {
         // Metering is known to be down: the replayer probes it; these
@@ -244,7 +242,11 @@ async fn deliver(client: &Client, batch: Vec<Queued>, journal: &Journal) {
 /// others hostage, nor be retried forever: send the events one by one and
 /// move each one metering still refuses to the dead-letter file. Returns
 /// false when metering became unreachable before every event was settled.
-async fn settle_rejected(client: &Client, request: &RecordUsageRequest, journal: &Journal) -> bool {
+async fn settle_rejected(
+    client: &UsageClient,
+    request: &RecordUsageRequest,
+    journal: &Journal,
+) -> bool {
     for event in &request.events {
         let single = RecordUsageRequest {
             events: vec![event.clone()],
@@ -275,7 +277,7 @@ enum SendError {
     Unreachable(anyhow::Error),
 }
 
-async fn send(client: &Client, request: RecordUsageRequest) -> Result<(), SendError> {
+async fn send(client: &UsageClient, request: RecordUsageRequest) -> Result<(), SendError> {
     let call = client.record_usage(request);
     match tokio::time::timeout(SEND_TIMEOUT, call).await {
         Err(_) => Err(SendError::Unreachable(anyhow::anyhow!(
@@ -522,7 +524,7 @@ impl Journal {
 
     /// Resends every sealed segment that has undelivered events; deletes
     /// each one metering acknowledged in full.
-    async fn replay(&self, client: &Client) {
+    async fn replay(&self, client: &UsageClient) {
         let _one = self.replay_lock.lock().await;
         let pending: Vec<(u64, PathBuf)> = {
             let st = self.state.lock().expect("journal poisoned");

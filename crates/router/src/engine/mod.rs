@@ -37,7 +37,8 @@ use crate::stats::{Outcome, Stats};
 use crate::usage::UsageSink;
 
 pub use crate::routing::select::MAX_ENDPOINTS_PER_MODEL;
-pub use adapter::{AdapterClient, LocalGenerate, UpstreamStream};
+use adapter::UpstreamStream;
+pub use adapter::{AdapterClient, LocalGenerate};
 
 /// Attempts per request across all models and endpoints.
 pub const MAX_ATTEMPTS: usize = 5;

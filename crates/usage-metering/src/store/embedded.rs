@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use redb::{Database, ReadableTable, Table, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
@@ -108,7 +109,6 @@ fn write_json<T: Serialize>(
     Ok(())
 }
 
-/// Posts a transfer unless its id exists; returns whether it was posted.
 /// Posts `batch` in order, skipping transfers already posted (by id), and
 /// returns which ones were new. The entry sequence and every balance the
 /// batch touches are read once and written back once, so a batch of usage
@@ -139,12 +139,9 @@ fn post(
                 amount_nanos: amount,
             };
             entries.insert(next, serde_json::to_vec(&entry)?.as_slice())?;
-            let balance = match touched.get_mut(account) {
-                Some(balance) => balance,
-                None => {
-                    let stored = balances.get(account)?.map_or(0, |v| v.value());
-                    touched.entry(account).or_insert(stored)
-                }
+            let balance = match touched.entry(account) {
+                Entry::Occupied(balance) => balance.into_mut(),
+                Entry::Vacant(slot) => slot.insert(balances.get(account)?.map_or(0, |v| v.value())),
             };
             *balance += amount;
         }

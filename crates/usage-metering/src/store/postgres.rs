@@ -346,18 +346,6 @@ async fn insert_generations(
     conn: &mut PgConnection,
     records: &[(&UsageRecord, Option<i64>)],
 ) -> anyhow::Result<HashSet<String>> {
-    fn text<'a>(
-        records: &[(&'a UsageRecord, Option<i64>)],
-        f: impl Fn(&'a UsageEvent) -> &'a str,
-    ) -> Vec<&'a str> {
-        records.iter().map(|(r, _)| f(&r.event)).collect()
-    }
-    fn opt_text<'a>(
-        records: &[(&'a UsageRecord, Option<i64>)],
-        f: impl Fn(&'a UsageEvent) -> Option<&'a str>,
-    ) -> Vec<Option<&'a str>> {
-        records.iter().map(|(r, _)| f(&r.event)).collect()
-    }
     fn int(
         records: &[(&UsageRecord, Option<i64>)],
         f: impl Fn(&UsageEvent) -> u64,
@@ -388,20 +376,15 @@ async fn insert_generations(
         .map(|(r, _)| serde_json::to_string(&r.event.attempts))
         .collect::<Result<_, _>>()?;
     let new: Vec<String> = sqlx::query_scalar(INSERT_GENERATIONS)
-        .bind(text(records, |e| &e.generation_id))
-        .bind(text(records, |e| &e.account_id))
-        .bind(text(records, |e| &e.key_hash))
-        .bind(text(records, |e| &e.model))
-        .bind(text(records, |e| &e.endpoint_id))
-        .bind(text(records, |e| &e.provider_slug))
-        .bind(text(records, |e| &e.provider_name))
-        .bind(text(records, |e| &e.upstream_id))
-        .bind(
-            records
-                .iter()
-                .map(|(r, _)| r.event.created_at)
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(records, |r| r.event.generation_id.as_str()))
+        .bind(column(records, |r| r.event.account_id.as_str()))
+        .bind(column(records, |r| r.event.key_hash.as_str()))
+        .bind(column(records, |r| r.event.model.as_str()))
+        .bind(column(records, |r| r.event.endpoint_id.as_str()))
+        .bind(column(records, |r| r.event.provider_slug.as_str()))
+        .bind(column(records, |r| r.event.provider_name.as_str()))
+        .bind(column(records, |r| r.event.upstream_id.as_str()))
+        .bind(column(records, |r| r.event.created_at))
         .bind(int(records, |e| e.prompt_tokens)?)
         .bind(int(records, |e| e.completion_tokens)?)
         .bind(int(records, |e| e.reasoning_tokens)?)
@@ -412,15 +395,15 @@ async fn insert_generations(
         .bind(int(records, |e| e.generation_time_ms)?)
         .bind(column(records, |r| r.event.streamed))
         .bind(column(records, |r| r.event.cancelled))
-        .bind(text(records, |e| &e.finish_reason))
-        .bind(text(records, |e| &e.native_finish_reason))
-        .bind(opt_text(records, |e| e.http_referer.as_deref()))
-        .bind(opt_text(records, |e| e.app_title.as_deref()))
-        .bind(opt_text(records, |e| e.user_agent.as_deref()))
+        .bind(column(records, |r| r.event.finish_reason.as_str()))
+        .bind(column(records, |r| r.event.native_finish_reason.as_str()))
+        .bind(column(records, |r| r.event.http_referer.as_deref()))
+        .bind(column(records, |r| r.event.app_title.as_deref()))
+        .bind(column(records, |r| r.event.user_agent.as_deref()))
         .bind(records.iter().map(|(_, app)| *app).collect::<Vec<_>>())
-        .bind(text(records, |e| &e.api_type))
-        .bind(opt_text(records, |e| e.session_id.as_deref()))
-        .bind(opt_text(records, |e| e.external_user.as_deref()))
+        .bind(column(records, |r| r.event.api_type.as_str()))
+        .bind(column(records, |r| r.event.session_id.as_deref()))
+        .bind(column(records, |r| r.event.external_user.as_deref()))
         .bind(price(records, |p| Some(p.prompt)))
         .bind(price(records, |p| Some(p.completion)))
         .bind(price(records, |p| p.request))
@@ -433,9 +416,9 @@ async fn insert_generations(
         .bind(column(records, |r| r.cost.completion))
         .bind(column(records, |r| r.cost.total))
         .bind(column(records, |r| r.event.usage_estimated))
-        .bind(text(records, |e| &e.lease_id))
-        .bind(text(records, |e| &e.request_id))
-        .bind(opt_text(records, |e| e.origin.as_deref()))
+        .bind(column(records, |r| r.event.lease_id.as_str()))
+        .bind(column(records, |r| r.event.request_id.as_str()))
+        .bind(column(records, |r| r.event.origin.as_deref()))
         .fetch_all(conn)
         .await?;
     Ok(new.into_iter().collect())
