@@ -90,12 +90,12 @@ impl RouterGrpc {
             .transpose()
             .map_err(|e| ApiError::BadRequest(format!("provider_json is not JSON: {e}")))?;
         let prefs = crate::routing::prefs::parse(provider.as_ref())?;
-        let created = ids::unix_now();
+        let stamp = ids::stamp();
         let job = Job {
             prefs,
             session_key: body.session_id.clone(),
-            generation_id: ids::generation_id(created),
-            created,
+            generation_id: stamp.generation_id,
+            created: stamp.created,
             models,
             request: chat,
             stream,

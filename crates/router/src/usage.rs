@@ -329,6 +329,20 @@ struct Journal {
     metrics: RouterMetrics,
 }
 
+/// fdatasyncs a sealed segment on the blocking pool (inline outside a
+/// runtime, as in unit tests).
+fn sync_sealed(file: File) {
+    let sync = move || {
+        if let Err(err) = file.sync_data() {
+            tracing::warn!(%err, "usage journal fsync failed");
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(sync)),
+        Err(_) => sync(),
+    }
+}
+
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("usage-{seq:016}.wal"))
 }
@@ -438,10 +452,10 @@ impl Journal {
         match open_segment(&self.dir, next) {
             Ok(file) => {
                 let old = std::mem::replace(&mut st.current, Current { seq: next, file });
-                // Whatever was written to the sealed segment reaches the disk.
-                if let Err(err) = old.file.sync_data() {
-                    tracing::warn!(%err, "usage journal fsync failed");
-                }
+                // Whatever was written to the sealed segment reaches the
+                // disk, off the append lock: requests append while it syncs.
+                st.unsynced = 0;
+                sync_sealed(old.file);
                 if let Some(segment) = st.segments.get_mut(&old.seq) {
                     segment.sealed = true;
                 }

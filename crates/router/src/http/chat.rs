@@ -55,15 +55,15 @@ pub async fn prepare(
         .await?;
     let bytes = read_body(&parts.headers, body, state.max_body_bytes).await?;
     let parsed = parse(&bytes)?;
-    let created = ids::unix_now();
+    let stamp = ids::stamp();
     let session_key = parsed
         .session_id
         .clone()
         .or_else(|| header(&parts.headers, "x-session-id"))
         .or(parsed.prompt_cache_key);
     Ok(Job {
-        generation_id: ids::generation_id(created),
-        created,
+        generation_id: stamp.generation_id,
+        created: stamp.created,
         models: parsed.models,
         request: parsed.request,
         stream: parsed.stream,

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::NaiveDate;
 use switchyard_proto::metering::v1 as pb;
 
+use super::writer::Writer;
 use super::{
     AccountChoice, ActivityRows, DayRange, KeyInsert, ModelUsage, RecordOutcome, Store, UsageRecord,
 };
@@ -220,6 +221,8 @@ struct StoredApp {
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Usage commits, off the request path's cores (see `writer`).
+    usage_writer: Arc<Writer>,
 }
 
 /// Page cache of the embedded database, bytes: the upper levels of every
@@ -270,7 +273,12 @@ impl EmbeddedStore {
             }
             drop(balances);
             txn.commit()?;
-            Ok(EmbeddedStore { db: Arc::new(db) })
+            Ok(EmbeddedStore {
+                db: Arc::new(db),
+                usage_writer: Arc::new(
+                    Writer::start().context("starting the usage writer thread")?,
+                ),
+            })
         })
         .await?
     }
@@ -371,49 +379,52 @@ impl Store for EmbeddedStore {
         if records.is_empty() {
             return Ok(RecordOutcome::default());
         }
-        self.blocking(move |db| {
-            let txn = db.begin_write()?;
-            let mut outcome = RecordOutcome::default();
-            {
-                let mut generations = txn.open_table(GENERATIONS)?;
-                let mut apps = txn.open_table(APPS)?;
-                let mut sequences = txn.open_table(SEQUENCES)?;
-                let mut recorded = Vec::new();
-                for UsageRecord { event, cost } in records {
-                    // Apps are upserted before the duplicate check, as in Postgres.
-                    let app_id = match &event.http_referer {
-                        Some(referer) => Some(upsert_app(
-                            &mut apps,
-                            &mut sequences,
-                            referer,
-                            event.app_title.as_deref(),
-                        )?),
-                        None => None,
-                    };
-                    let id = event.generation_id.clone();
-                    if generations.get(id.as_str())?.is_some() {
-                        outcome.duplicates += 1;
-                        continue;
+        let db = self.db.clone();
+        self.usage_writer
+            .run(move || {
+                let txn = db.begin_write()?;
+                let mut outcome = RecordOutcome::default();
+                {
+                    let mut generations = txn.open_table(GENERATIONS)?;
+                    let mut apps = txn.open_table(APPS)?;
+                    let mut sequences = txn.open_table(SEQUENCES)?;
+                    let mut recorded = Vec::new();
+                    for UsageRecord { event, cost } in records {
+                        // Apps are upserted before the duplicate check, as in Postgres.
+                        let app_id = match &event.http_referer {
+                            Some(referer) => Some(upsert_app(
+                                &mut apps,
+                                &mut sequences,
+                                referer,
+                                event.app_title.as_deref(),
+                            )?),
+                            None => None,
+                        };
+                        let id = event.generation_id.clone();
+                        if generations.get(id.as_str())?.is_some() {
+                            outcome.duplicates += 1;
+                            continue;
+                        }
+                        outcome.cost += cost.total;
+                        // Serialized as a `Generation`, without cloning the event.
+                        let generation = StoredGeneration {
+                            event: &event,
+                            cost: &cost,
+                            app_id,
+                        };
+                        generations
+                            .insert(id.as_str(), serde_json::to_vec(&generation)?.as_slice())?;
+                        outcome.recorded += 1;
+                        recorded.push((UsageRecord { event, cost }, app_id));
                     }
-                    outcome.cost += cost.total;
-                    // Serialized as a `Generation`, without cloning the event.
-                    let generation = StoredGeneration {
-                        event: &event,
-                        cost: &cost,
-                        app_id,
-                    };
-                    generations.insert(id.as_str(), serde_json::to_vec(&generation)?.as_slice())?;
-                    outcome.recorded += 1;
-                    recorded.push((UsageRecord { event, cost }, app_id));
+                    drop((generations, apps, sequences));
+                    let rollups = Rollups::of(recorded.iter().map(|(r, a)| (r, *a)));
+                    apply_rollups(&txn, &rollups)?;
                 }
-                drop((generations, apps, sequences));
-                let rollups = Rollups::of(recorded.iter().map(|(r, a)| (r, *a)));
-                apply_rollups(&txn, &rollups)?;
-            }
-            txn.commit()?;
-            Ok(outcome)
-        })
-        .await
+                txn.commit()?;
+                Ok(outcome)
+            })
+            .await?
     }
 
     async fn get_generation(

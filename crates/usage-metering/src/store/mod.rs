@@ -3,6 +3,7 @@
 
 mod embedded;
 mod postgres;
+mod writer;
 
 pub use embedded::EmbeddedStore;
 pub use postgres::PostgresStore;
