@@ -16,8 +16,7 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Async worker threads. Default: one less than the CPUs this process
-    /// may use (at least one), which leaves a core for the storage writes
-    /// that run on their own threads. `TOKIO_WORKER_THREADS` also works.
+    /// may use (at least one). `TOKIO_WORKER_THREADS` also works.
     #[arg(long, env = "SWITCHYARD_WORKER_THREADS", global = true)]
     worker_threads: Option<usize>,
     #[command(flatten)]
@@ -43,11 +42,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
-    // The all-in-one commits usage on a background thread (see
-    // usage-metering's embedded store). With a worker on every core, that
-    // thread preempts a worker mid-request; measured on 2 cores, one worker
-    // served as many requests per second with a third less CPU each, and a
-    // much shorter tail.
+    // Every request hops between several tasks (HTTP connection, upstream
+    // call, pump). With a worker on every core of a small machine, the
+    // workers wake each other for those hops and share the cores with the
+    // usage writer and everything else. Measured on 2 cores, one worker
+    // instead of two: a third less CPU per request and half the p99 at one
+    // connection, about as many non-streaming requests per second at 32,
+    // but about half the streams per second (bench/README.md).
     let workers = cli.worker_threads.or_else(|| {
         std::env::var_os("TOKIO_WORKER_THREADS").is_none().then(|| {
             std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
