@@ -36,10 +36,7 @@ pub fn generation_id(unix_secs: i64, subsec_micros: u32) -> String {
         *slot = DIGITS[(micros % 62) as usize];
         micros /= 62;
     }
-    let mut id = String::with_capacity(30);
-    id.push_str("gen-");
-    id.push_str(&unix_secs.to_string());
-    id.push('-');
+    let mut id = format!("gen-{unix_secs}-");
     id.extend(ordered.iter().map(|&b| char::from(b)));
     id.extend(
         rand::rng()

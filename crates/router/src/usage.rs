@@ -311,8 +311,10 @@ struct Current {
 struct State {
     current: Current,
     segments: BTreeMap<u64, Segment>,
-    /// Bytes written since the last fsync.
+    /// Bytes written to `current` since the last fsync.
     unsynced: u64,
+    /// Segments sealed since the last fsync, synced by the next one.
+    sealed_unsynced: Vec<File>,
 }
 
 /// Append-only segments of framed `UsageEvent`s: `u32 len | 4-byte sha256
@@ -327,20 +329,6 @@ struct Journal {
     down: AtomicBool,
     full: AtomicBool,
     metrics: RouterMetrics,
-}
-
-/// fdatasyncs a sealed segment on the blocking pool (inline outside a
-/// runtime, as in unit tests).
-fn sync_sealed(file: File) {
-    let sync = move || {
-        if let Err(err) = file.sync_data() {
-            tracing::warn!(%err, "usage journal fsync failed");
-        }
-    };
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn_blocking(sync)),
-        Err(_) => sync(),
-    }
 }
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
@@ -420,6 +408,7 @@ impl Journal {
                 current: Current { seq, file },
                 segments,
                 unsynced: 0,
+                sealed_unsynced: Vec::new(),
             }),
             replay_lock: tokio::sync::Mutex::new(()),
             down: AtomicBool::new(false),
@@ -452,10 +441,13 @@ impl Journal {
         match open_segment(&self.dir, next) {
             Ok(file) => {
                 let old = std::mem::replace(&mut st.current, Current { seq: next, file });
-                // Whatever was written to the sealed segment reaches the
-                // disk, off the append lock: requests append while it syncs.
+                // The next fsync tick (or the one at shutdown) makes the
+                // sealed segment durable, off this lock: requests append
+                // here, and rotation can happen inside `append`.
+                if st.unsynced > 0 {
+                    st.sealed_unsynced.push(old.file);
+                }
                 st.unsynced = 0;
-                sync_sealed(old.file);
                 if let Some(segment) = st.segments.get_mut(&old.seq) {
                     segment.sealed = true;
                 }
@@ -515,25 +507,32 @@ impl Journal {
         }
     }
 
-    /// fsyncs what was written since the last sync, off the append lock.
+    /// fsyncs what was written since the last sync (the current segment and
+    /// any sealed since), off the append lock.
     async fn sync(&self) {
-        let file = {
+        let files = {
             let mut st = self.state.lock().expect("journal poisoned");
-            if st.unsynced == 0 {
-                return;
+            let mut files = std::mem::take(&mut st.sealed_unsynced);
+            if st.unsynced > 0 {
+                st.unsynced = 0;
+                match st.current.file.try_clone() {
+                    Ok(file) => files.push(file),
+                    Err(err) => tracing::warn!(%err, "usage journal fsync failed"),
+                }
             }
-            st.unsynced = 0;
-            st.current.file.try_clone()
+            files
         };
-        match file {
-            Ok(file) => {
-                let result = tokio::task::spawn_blocking(move || file.sync_data()).await;
-                if let Ok(Err(err)) = result {
+        if files.is_empty() {
+            return;
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            for file in files {
+                if let Err(err) = file.sync_data() {
                     tracing::warn!(%err, "usage journal fsync failed");
                 }
             }
-            Err(err) => tracing::warn!(%err, "usage journal fsync failed"),
-        }
+        })
+        .await;
     }
 
     /// Resends every sealed segment that has undelivered events; deletes
@@ -711,6 +710,32 @@ mod tests {
             .map(|e| e.generation_id)
             .collect();
         assert_eq!(ids, ["gen-1", "gen-2"]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_sealed_segment_is_synced_by_the_next_sync_not_under_the_lock() {
+        let dir = temp_dir();
+        let metrics = RouterMetrics::register(&switchyard_kit::metrics::Registry::new());
+        let journal = Journal::open(&dir, 1 << 30, metrics).unwrap();
+        journal.append(&event("gen-1")).unwrap();
+        journal.rotate_if_older(Duration::ZERO);
+        {
+            let st = journal.state.lock().unwrap();
+            assert_eq!(st.sealed_unsynced.len(), 1, "left for the next sync");
+            assert_eq!(st.unsynced, 0, "the new segment is empty");
+        }
+        journal.append(&event("gen-2")).unwrap();
+        journal.sync().await;
+        {
+            let st = journal.state.lock().unwrap();
+            assert!(st.sealed_unsynced.is_empty());
+            assert_eq!(st.unsynced, 0);
+        }
+        // A segment already synced in full is not queued again when sealed.
+        journal.rotate_if_older(Duration::ZERO);
+        assert!(journal.state.lock().unwrap().sealed_unsynced.is_empty());
+        drop(journal);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
