@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use switchyard_catalog::{App, Config};
-use switchyard_kit::{Shutdown, telemetry};
+use switchyard_kit::{Shutdown, runtime, telemetry};
 
 /// Switchyard catalog service: models, providers and endpoints over gRPC.
 #[derive(Parser)]
@@ -19,11 +19,18 @@ struct Cli {
     /// Kubernetes migration Job); binds no listener.
     #[arg(long, env = "SWITCHYARD_MIGRATE_ONLY", value_parser = clap::builder::FalseyValueParser::new())]
     migrate_only: bool,
+    /// Async worker threads. Default: one less than the CPUs this process
+    /// may use (at least one); `TOKIO_WORKER_THREADS` also works.
+    #[arg(long, env = "SWITCHYARD_WORKER_THREADS")]
+    worker_threads: Option<usize>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    runtime::run("switchyard-catalog", cli.worker_threads, start(cli))
+}
+
+async fn start(cli: Cli) -> ExitCode {
     let config = cli.config;
     let _telemetry = telemetry::init_with(config.telemetry());
     if cli.migrate_only {

@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod money;
+pub mod runtime;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]

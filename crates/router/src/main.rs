@@ -7,7 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 use clap::Parser;
-use switchyard_kit::{Shutdown, telemetry};
+use switchyard_kit::{Shutdown, runtime, telemetry};
 use switchyard_router::{App, Config, Peers};
 
 #[derive(Parser)]
@@ -15,11 +15,18 @@ use switchyard_router::{App, Config, Peers};
 struct Cli {
     #[command(flatten)]
     config: Config,
+    /// Async worker threads. Default: one less than the CPUs this process
+    /// may use (at least one); `TOKIO_WORKER_THREADS` also works.
+    #[arg(long, env = "SWITCHYARD_WORKER_THREADS")]
+    worker_threads: Option<usize>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let config = Cli::parse().config;
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    runtime::run("switchyard-router", cli.worker_threads, start(cli.config))
+}
+
+async fn start(config: Config) -> ExitCode {
     let _telemetry = telemetry::init_with(config.telemetry());
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use switchyard::{AllInOne, ServeArgs};
-use switchyard_kit::{Shutdown, telemetry};
+use switchyard_kit::{Shutdown, runtime, telemetry};
 
 #[derive(Parser)]
 #[command(version, about = "Switchyard: an open-source LLM router (all-in-one)")]
@@ -16,7 +16,7 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Async worker threads. Default: one less than the CPUs this process
-    /// may use (at least one). `TOKIO_WORKER_THREADS` also works.
+    /// may use (at least one); `TOKIO_WORKER_THREADS` also works.
     #[arg(long, env = "SWITCHYARD_WORKER_THREADS", global = true)]
     worker_threads: Option<usize>,
     #[command(flatten)]
@@ -40,31 +40,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    // Every request hops between several tasks (HTTP connection, upstream
-    // call, pump). With a worker on every core of a small machine, the
-    // workers wake each other for those hops and share the cores with the
-    // usage writer and everything else. Measured on 2 cores, one worker
-    // instead of two: a third less CPU per request and half the p99 at one
-    // connection, about as many non-streaming requests per second at 32,
-    // but about half the streams per second (bench/README.md).
-    let workers = cli.worker_threads.or_else(|| {
-        std::env::var_os("TOKIO_WORKER_THREADS").is_none().then(|| {
-            std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
-        })
-    });
-    if let Some(workers) = workers {
-        runtime.worker_threads(workers.max(1));
-    }
-    let runtime = match runtime.build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("switchyard: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(run(cli))
+    runtime::run("switchyard", cli.worker_threads, run(cli))
 }
 
 async fn run(cli: Cli) -> ExitCode {

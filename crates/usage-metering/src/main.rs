@@ -6,7 +6,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchyard_kit::{Shutdown, telemetry};
+use switchyard_kit::{Shutdown, runtime, telemetry};
 use switchyard_usage_metering::ledger::Billing;
 use switchyard_usage_metering::{App, Config, KeyKind, Metering};
 
@@ -22,6 +22,10 @@ struct Cli {
     /// migration Job); binds no listener.
     #[arg(long, env = "SWITCHYARD_MIGRATE_ONLY", value_parser = clap::builder::FalseyValueParser::new())]
     migrate_only: bool,
+    /// Async worker threads. Default: one less than the CPUs this process
+    /// may use (at least one); `TOKIO_WORKER_THREADS` also works.
+    #[arg(long, env = "SWITCHYARD_WORKER_THREADS", global = true)]
+    worker_threads: Option<usize>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -69,9 +73,12 @@ enum Command {
     CheckLedger,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    runtime::run("switchyard-usage-metering", cli.worker_threads, start(cli))
+}
+
+async fn start(cli: Cli) -> ExitCode {
     let _telemetry = telemetry::init_with(cli.config.telemetry());
     let result = match cli.command {
         None if cli.migrate_only => Metering::open(&cli.config).await.map(|_| {
