@@ -26,7 +26,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    runtime::run("switchyard-provider-adapter", cli.worker_threads, start(cli.config))
+    runtime::run(
+        "switchyard-provider-adapter",
+        cli.worker_threads,
+        start(cli.config),
+    )
 }
 
 async fn start(config: Config) -> ExitCode {

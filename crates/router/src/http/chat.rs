@@ -9,7 +9,8 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use switchyard_kit::money::nanos_to_usd;
 
 use super::{AppState, request, sse};
@@ -215,49 +216,217 @@ pub fn with_completion_headers(mut response: Response, committed: &Committed) ->
 
 async fn json_completion(mut committed: Committed) -> Response {
     let c = Collected::from(&mut committed).await;
-    let mut message = json!({
-        "role": "assistant",
-        "content": if c.content.is_empty() && !c.tool_calls.is_empty() { Value::Null } else { c.content.clone().into() },
-        "refusal": c.refusal,
-        "reasoning": if c.reasoning.is_empty() { Value::Null } else { c.reasoning.clone().into() },
-    });
-    if !c.reasoning.is_empty() {
-        message["reasoning_details"] = json!([{
-            "type": "reasoning.text", "text": c.reasoning, "format": committed.reasoning_format, "index": 0,
-        }]);
-    }
-    if !c.tool_calls.is_empty() {
-        message["tool_calls"] = c
+    let message = Message {
+        role: "assistant",
+        content: (!c.content.is_empty() || c.tool_calls.is_empty()).then_some(c.content.as_str()),
+        refusal: c.refusal.as_deref(),
+        reasoning: non_empty(&c.reasoning),
+        reasoning_details: (!c.reasoning.is_empty()).then(|| {
+            [ReasoningDetail {
+                kind: "reasoning.text",
+                text: &c.reasoning,
+                format: committed.reasoning_format,
+                index: 0,
+            }]
+        }),
+        tool_calls: c
             .tool_calls
             .iter()
-            .map(|(index, (id, name, arguments))| {
-                json!({"index": index, "id": id, "type": "function",
-                       "function": {"name": name, "arguments": arguments}})
+            .map(|(index, (id, name, arguments))| ToolCall {
+                index: *index,
+                id,
+                kind: "function",
+                function: FunctionCall { name, arguments },
             })
-            .collect();
+            .collect(),
+    };
+    let choice = Choice {
+        index: 0,
+        logprobs: c.logprobs.as_deref().map(|content| Logprobs {
+            content,
+            refusal: None,
+        }),
+        finish_reason: non_empty(&c.finish),
+        native_finish_reason: non_empty(&c.native_finish),
+        message,
+        error: c
+            .error
+            .as_ref()
+            .map(|(code, error_type, message)| ChoiceError {
+                code: *code,
+                message,
+                metadata: ErrorMetadata { error_type },
+            }),
+    };
+    let body = ChatCompletion {
+        id: &committed.generation_id,
+        provider: &committed.provider_name,
+        model: &committed.model,
+        object: "chat.completion",
+        created: committed.created,
+        choices: [choice],
+        system_fingerprint: None,
+        usage: c.summary.as_ref().map(UsageBody::of),
+    };
+    let response = match serde_json::to_string(&body) {
+        Ok(text) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            text,
+        )
+            .into_response(),
+        Err(e) => return ApiError::Internal(e.into()).into_response(),
+    };
+    with_completion_headers(response, &committed)
+}
+
+// The non-streaming chat completion body, serialized straight from what was
+// collected: building it as a `serde_json::Value` first cost more than the
+// rest of the response (every key a map insertion, every string a copy).
+
+#[derive(Serialize)]
+struct ChatCompletion<'a> {
+    id: &'a str,
+    provider: &'a str,
+    model: &'a str,
+    object: &'static str,
+    created: i64,
+    choices: [Choice<'a>; 1],
+    system_fingerprint: Option<&'a str>,
+    usage: Option<UsageBody>,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    logprobs: Option<Logprobs<'a>>,
+    finish_reason: Option<&'a str>,
+    native_finish_reason: Option<&'a str>,
+    message: Message<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ChoiceError<'a>>,
+}
+
+#[derive(Serialize)]
+struct Logprobs<'a> {
+    content: &'a [Value],
+    refusal: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    content: Option<&'a str>,
+    refusal: Option<&'a str>,
+    reasoning: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_details: Option<[ReasoningDetail<'a>; 1]>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<ToolCall<'a>>,
+}
+
+#[derive(Serialize)]
+struct ReasoningDetail<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
+    format: &'static str,
+    index: u32,
+}
+
+#[derive(Serialize)]
+struct ToolCall<'a> {
+    index: u32,
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionCall<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionCall<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct ChoiceError<'a> {
+    code: u16,
+    message: &'a str,
+    metadata: ErrorMetadata,
+}
+
+#[derive(Serialize)]
+struct ErrorMetadata {
+    error_type: &'static str,
+}
+
+/// The `usage` object of responses and the final stream chunk.
+#[derive(Serialize)]
+pub struct UsageBody {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    cost: f64,
+    is_byok: bool,
+    prompt_tokens_details: PromptTokensDetails,
+    cost_details: CostDetails,
+    completion_tokens_details: CompletionTokensDetails,
+}
+
+#[derive(Serialize)]
+struct PromptTokensDetails {
+    cached_tokens: u64,
+    cache_write_tokens: u64,
+    audio_tokens: u64,
+    video_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct CostDetails {
+    upstream_inference_cost: f64,
+    upstream_inference_prompt_cost: f64,
+    upstream_inference_completions_cost: f64,
+}
+
+#[derive(Serialize)]
+struct CompletionTokensDetails {
+    reasoning_tokens: u64,
+    image_tokens: u64,
+    audio_tokens: u64,
+}
+
+impl UsageBody {
+    pub fn of(s: &Summary) -> UsageBody {
+        let u = &s.usage;
+        let cost = nanos_to_usd(s.cost_nanos);
+        UsageBody {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u.prompt_tokens + u.completion_tokens,
+            cost,
+            is_byok: false,
+            prompt_tokens_details: PromptTokensDetails {
+                cached_tokens: u.cached_tokens,
+                cache_write_tokens: u.cache_write_tokens,
+                audio_tokens: 0,
+                video_tokens: 0,
+            },
+            cost_details: CostDetails {
+                upstream_inference_cost: cost,
+                upstream_inference_prompt_cost: nanos_to_usd(s.prompt_cost_nanos),
+                upstream_inference_completions_cost: nanos_to_usd(s.completion_cost_nanos),
+            },
+            completion_tokens_details: CompletionTokensDetails {
+                reasoning_tokens: u.reasoning_tokens,
+                image_tokens: 0,
+                audio_tokens: 0,
+            },
+        }
     }
-    let mut choice = json!({
-        "index": 0,
-        "logprobs": c.logprobs.as_ref().map(|content| json!({ "content": content, "refusal": null })),
-        "finish_reason": none_if_empty(&c.finish),
-        "native_finish_reason": none_if_empty(&c.native_finish),
-        "message": message,
-    });
-    if let Some((status, error_type, message)) = &c.error {
-        choice["error"] =
-            json!({"code": status, "message": message, "metadata": {"error_type": error_type}});
-    }
-    let body = json!({
-        "id": committed.generation_id,
-        "provider": committed.provider_name,
-        "model": committed.model,
-        "object": "chat.completion",
-        "created": committed.created,
-        "choices": [choice],
-        "system_fingerprint": null,
-        "usage": c.summary.as_ref().map(usage_json),
-    });
-    with_completion_headers(super::json_response(200, &body), &committed)
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
 }
 
 pub fn none_if_empty(s: &str) -> Value {
@@ -268,31 +437,7 @@ pub fn none_if_empty(s: &str) -> Value {
     }
 }
 
-/// The `usage` object of responses and the final stream chunk.
+/// [`UsageBody`] as a JSON value, for bodies still built with `json!`.
 pub fn usage_json(s: &Summary) -> Value {
-    let u = &s.usage;
-    let cost = nanos_to_usd(s.cost_nanos);
-    json!({
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.prompt_tokens + u.completion_tokens,
-        "cost": cost,
-        "is_byok": false,
-        "prompt_tokens_details": {
-            "cached_tokens": u.cached_tokens,
-            "cache_write_tokens": u.cache_write_tokens,
-            "audio_tokens": 0,
-            "video_tokens": 0,
-        },
-        "cost_details": {
-            "upstream_inference_cost": cost,
-            "upstream_inference_prompt_cost": nanos_to_usd(s.prompt_cost_nanos),
-            "upstream_inference_completions_cost": nanos_to_usd(s.completion_cost_nanos),
-        },
-        "completion_tokens_details": {
-            "reasoning_tokens": u.reasoning_tokens,
-            "image_tokens": 0,
-            "audio_tokens": 0,
-        },
-    })
+    serde_json::to_value(UsageBody::of(s)).unwrap_or(Value::Null)
 }
