@@ -325,12 +325,12 @@ struct Message<'a> {
 }
 
 #[derive(Serialize)]
-struct ReasoningDetail<'a> {
+pub(super) struct ReasoningDetail<'a> {
     #[serde(rename = "type")]
-    kind: &'static str,
-    text: &'a str,
-    format: &'static str,
-    index: u32,
+    pub kind: &'static str,
+    pub text: &'a str,
+    pub format: &'static str,
+    pub index: u32,
 }
 
 #[derive(Serialize)]

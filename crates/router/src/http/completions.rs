@@ -112,14 +112,14 @@ impl StreamFormat for TextChunks {
                 let text = d.content.filter(|t| !t.is_empty())?;
                 Some(splice(
                     &self.prefix,
-                    json!({ "choices": [{
+                    &json!({ "choices": [{
                         "text": text, "index": 0, "logprobs": null, "finish_reason": null,
                     }]}),
                 ))
             }
             Event::Finish { reason, native } => Some(splice(
                 &self.prefix,
-                json!({ "choices": [{
+                &json!({ "choices": [{
                     "text": "", "index": 0, "logprobs": null,
                     "finish_reason": none_if_empty(&reason), "native_finish_reason": none_if_empty(&native),
                 }]}),
@@ -132,7 +132,7 @@ impl StreamFormat for TextChunks {
                 self.errored = true;
                 Some(splice(
                     &self.prefix,
-                    json!({
+                    &json!({
                         "error": { "code": status, "message": message, "metadata": { "error_type": error_type } },
                         "choices": [{ "text": "", "index": 0, "finish_reason": "error" }],
                     }),
@@ -142,7 +142,7 @@ impl StreamFormat for TextChunks {
             Event::Done(summary) => {
                 let mut bytes = splice(
                     &self.prefix,
-                    json!({ "choices": [], "usage": usage_json(&summary) }),
+                    &json!({ "choices": [], "usage": usage_json(&summary) }),
                 )
                 .to_vec();
                 bytes.extend_from_slice(b"data: [DONE]\n\n");
