@@ -275,14 +275,12 @@ impl Engine {
             .next();
         let mut reservation = match worst {
             Some(worst) => Some(
-                inner
-                    .credits
-                    .admit(
-                        &job.attribution.account_id,
-                        &job.attribution.key_hash,
-                        worst,
-                    )
-                    .await?,
+                Box::pin(inner.credits.admit(
+                    &job.attribution.account_id,
+                    &job.attribution.key_hash,
+                    worst,
+                ))
+                .await?,
             ),
             None => None,
         };
@@ -334,14 +332,13 @@ impl Engine {
                 }
                 if let Some(reservation) = reservation.as_mut() {
                     let need = worst_at(&candidate);
-                    if let Err(err) = reservation
-                        .grow(
-                            &inner.credits,
-                            &job.attribution.account_id,
-                            &job.attribution.key_hash,
-                            need,
-                        )
-                        .await
+                    if let Err(err) = Box::pin(reservation.grow(
+                        &inner.credits,
+                        &job.attribution.account_id,
+                        &job.attribution.key_hash,
+                        need,
+                    ))
+                    .await
                     {
                         // This endpoint costs more than the credit covers;
                         // a cheaper one may still serve.
@@ -350,7 +347,9 @@ impl Engine {
                     }
                 }
                 attempts += 1;
-                match self.attempt(&job, &candidate, deadline).await {
+                // Boxed: the attempt's future (an adapter call) is most of
+                // this one's size, and every move of this one copied it.
+                match Box::pin(self.attempt(&job, &candidate, deadline)).await {
                     Ok(opened) => {
                         inner.metrics.attempt(&endpoint.provider_slug, "ok");
                         if let Some(model) = &primary {
