@@ -47,9 +47,19 @@ impl SseParser {
                 rest = stripped;
             }
         }
-        while let Some(pos) = rest.iter().position(|b| *b == b'\n' || *b == b'\r') {
-            self.line.extend_from_slice(&rest[..pos]);
-            self.end_line(out)?;
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', rest) {
+            if self.line.is_empty() {
+                // The whole line is in this chunk: the common case.
+                self.end_line(&rest[..pos], out)?;
+            } else {
+                self.line.extend_from_slice(&rest[..pos]);
+                let line = std::mem::take(&mut self.line);
+                let ended = self.end_line(&line, out);
+                // Keep the buffer's capacity for the next split line.
+                self.line = line;
+                self.line.clear();
+                ended?;
+            }
             if rest[pos] == b'\r' {
                 match rest.get(pos + 1) {
                     Some(b'\n') => rest = &rest[pos + 2..],
@@ -74,13 +84,13 @@ impl SseParser {
     /// missing final blank line does not lose data.
     pub fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<(), SseError> {
         if !self.line.is_empty() {
-            self.end_line(out)?;
+            let line = std::mem::take(&mut self.line);
+            self.end_line(&line, out)?;
         }
         self.dispatch(out)
     }
 
-    fn end_line(&mut self, out: &mut Vec<SseEvent>) -> Result<(), SseError> {
-        let line = std::mem::take(&mut self.line);
+    fn end_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
         if line.is_empty() {
             return self.dispatch(out);
         }
@@ -92,7 +102,7 @@ impl SseParser {
                 let value = &line[colon + 1..];
                 (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
             }
-            None => (&line[..], &[][..]),
+            None => (line, &[][..]),
         };
         match field {
             b"data" => {
