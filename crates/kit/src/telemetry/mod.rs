@@ -180,11 +180,20 @@ where
     let logs = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(writer)
+            .with_ansi(colour_logs())
             .with_filter(env_filter)
             .boxed(),
         LogFormat::Json => JsonLayer::new(writer).with_filter(env_filter).boxed(),
     };
     Registry::default().with(otel_layer(tracer)).with(logs)
+}
+
+/// Colours only for a person at a terminal (and not with `NO_COLOR`): a
+/// log file or collector gets plain text, and a process whose stderr is
+/// redirected skips styling every span field of every request.
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The OpenTelemetry layer with its own filter: INFO and above, minus the
