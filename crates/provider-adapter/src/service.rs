@@ -10,7 +10,6 @@ use switchyard_proto::provider::v1::{GenerateRequest, GenerateResponse};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use tracing::Instrument;
 
 use crate::call::UpstreamCall;
 use crate::upstream::Upstream;
@@ -35,11 +34,9 @@ impl ProviderAdapterService for GenerateService {
         let call = UpstreamCall::try_from(request).map_err(Status::from)?;
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let upstream = Arc::clone(&self.upstream);
-        // The task outlives this handler; it carries the server span so the
-        // upstream call stays in the caller's trace.
-        tokio::spawn(
-            async move { upstream.run(call, tx).await }.instrument(tracing::Span::current()),
-        );
+        // The task outlives this handler; its span is opened here, as a
+        // child of the server span, so the call stays in the caller's trace.
+        tokio::spawn(upstream.run(call, tx));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

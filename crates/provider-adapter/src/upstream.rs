@@ -2,6 +2,8 @@
 //! into normalized events, enforce the first-token, idle and total timeouts.
 //! Dropping the future drops the HTTP request, which is how cancellation works.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
@@ -62,7 +64,16 @@ impl Upstream {
     /// receiver is gone, dropping the upstream request with it. The call
     /// gets a client span, a child of the caller's; only the host goes into
     /// it, since a base URL may carry a key in its query.
-    pub async fn run(&self, call: UpstreamCall, tx: EventSender) {
+    ///
+    /// The span is opened here, by the caller (inside its server span), and
+    /// is the only one the returned future enters at each poll: a task
+    /// carrying the server span as well would enter and leave both for every
+    /// chunk of a stream.
+    pub fn run(
+        self: Arc<Self>,
+        call: UpstreamCall,
+        tx: EventSender,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let provider = self.metrics.provider(&call.provider_slug);
         let span = tracing::info_span!(
             "upstream.generate",
@@ -74,7 +85,7 @@ impl Upstream {
             http.response.status_code = Empty,
             error.type = Empty,
         );
-        self.run_traced(call, tx, &provider).instrument(span).await
+        async move { self.run_traced(call, tx, &provider).await }.instrument(span)
     }
 
     async fn run_traced(&self, call: UpstreamCall, tx: EventSender, provider: &str) {
