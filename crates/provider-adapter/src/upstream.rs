@@ -60,7 +60,7 @@ impl Upstream {
         target.credential_ref.clear();
     }
 
-    /// Runs the call, sending events to `tx`; returns early once the
+    /// The call, as a task's future: sends events to `tx`; ends early once the
     /// receiver is gone, dropping the upstream request with it. The call
     /// gets a client span, a child of the caller's; only the host goes into
     /// it, since a base URL may carry a key in its query.

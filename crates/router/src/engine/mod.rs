@@ -273,6 +273,8 @@ impl Engine {
             .flatten()
             .map(worst_at)
             .next();
+        // Credit calls are boxed, like the attempt below: they may be gRPC
+        // calls to metering, and inline they would grow this future.
         let mut reservation = match worst {
             Some(worst) => Some(
                 Box::pin(inner.credits.admit(
