@@ -10,7 +10,9 @@
 //! and served as many requests per second at 32 connections. So the
 //! default is one worker less than the CPUs the process may use (at least
 //! one), which leaves a core to the blocking pool, the usage writer and the
-//! neighbours. A process that owns its CPUs — a Kubernetes pod with a CPU
+//! neighbours. The cost shows where one worker is the limit: the
+//! all-in-one served about half as many streams per second at 32
+//! connections. A process that owns its CPUs — a Kubernetes pod with a CPU
 //! limit — should say how many it has; our manifests pass `limits.cpu`.
 
 /// Worker threads when nothing says otherwise: one less than the CPUs this
