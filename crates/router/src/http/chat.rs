@@ -280,8 +280,9 @@ async fn json_completion(mut committed: Committed) -> Response {
 }
 
 // The non-streaming chat completion body, serialized straight from what was
-// collected: building it as a `serde_json::Value` first cost more than the
-// rest of the response (every key a map insertion, every string a copy).
+// collected. Built as a `serde_json::Value` first, it cost a map insertion
+// per key, a copy per string and a second walk to print it: about 15% of a
+// non-streaming request's instructions (bench/instructions.sh).
 
 #[derive(Serialize)]
 struct ChatCompletion<'a> {

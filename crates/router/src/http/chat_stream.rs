@@ -26,13 +26,18 @@ pub fn splice(prefix: &str, rest: &impl Serialize) -> Bytes {
     out.extend_from_slice(b"data: ");
     out.extend_from_slice(prefix.as_bytes());
     let at = out.len();
-    if serde_json::to_writer(&mut out, rest).is_err() || out.get(at) != Some(&b'{') {
-        // Our own types always serialize; never send half an event.
+    if serde_json::to_writer(&mut out, rest).is_ok() && out.get(at) == Some(&b'{') {
+        out.remove(at);
+    } else {
+        // Our chunk types always serialize. Were one not to, the client
+        // still gets valid JSON: the shared head alone, not half an event.
+        tracing::error!("a stream chunk did not serialize as a JSON object");
         out.truncate(at);
-        out.push(b'{');
+        if out.last() == Some(&b',') {
+            out.pop();
+        }
         out.push(b'}');
     }
-    out.remove(at);
     out.extend_from_slice(b"\n\n");
     Bytes::from(out)
 }
@@ -297,6 +302,26 @@ mod tests {
                 "finish_reason": null, "native_finish_reason": null,
                 "logprobs": { "content": [{ "token": "a", "logprob": -0.5 }] },
             })
+        );
+    }
+
+    #[test]
+    fn a_chunk_that_fails_to_serialize_still_sends_valid_json() {
+        struct Broken;
+        impl Serialize for Broken {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("broken"))
+            }
+        }
+        let chunk = parsed(splice(&chunks().prefix, &Broken));
+        assert_eq!(
+            chunk,
+            json!({ "id": "gen-1", "object": "chat.completion.chunk" })
+        );
+        let chunk = parsed(splice(&chunks().prefix, &json!(["not", "an", "object"])));
+        assert_eq!(
+            chunk,
+            json!({ "id": "gen-1", "object": "chat.completion.chunk" })
         );
     }
 
