@@ -426,16 +426,9 @@ impl UsageBody {
     }
 }
 
-fn non_empty(s: &str) -> Option<&str> {
+/// `None` for an empty string: what bodies show as `null`.
+pub fn non_empty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
-}
-
-pub fn none_if_empty(s: &str) -> Value {
-    if s.is_empty() {
-        Value::Null
-    } else {
-        Value::String(s.to_owned())
-    }
 }
 
 /// [`UsageBody`] as a JSON value, for bodies still built with `json!`.

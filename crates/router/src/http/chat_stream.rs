@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::chat::{ReasoningDetail, UsageBody, none_if_empty};
+use super::chat::{ReasoningDetail, UsageBody, non_empty};
 use super::sse::StreamFormat;
 use crate::engine::{Committed, Event};
 use crate::error::ApiError;
@@ -171,8 +171,8 @@ impl StreamFormat for ChatChunks {
                 &self.prefix,
                 &json!({ "choices": [{
                     "index": 0, "delta": { "role": "assistant", "content": "" },
-                    "finish_reason": none_if_empty(&reason),
-                    "native_finish_reason": none_if_empty(&native), "logprobs": null,
+                    "finish_reason": non_empty(&reason),
+                    "native_finish_reason": non_empty(&native), "logprobs": null,
                 }]}),
             )),
             Event::Error {

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::chat::{Collected, none_if_empty, prepare, usage_json, with_completion_headers};
+use super::chat::{Collected, non_empty, prepare, usage_json, with_completion_headers};
 use super::chat_stream::{prefix, splice};
 use super::sse::{self, StreamFormat};
 use super::{AppState, request};
@@ -67,8 +67,8 @@ async fn handle(state: Arc<AppState>, request: Request) -> Result<Response, ApiE
         "text": c.content,
         "index": 0,
         "logprobs": null,
-        "finish_reason": none_if_empty(&c.finish),
-        "native_finish_reason": none_if_empty(&c.native_finish),
+        "finish_reason": non_empty(&c.finish),
+        "native_finish_reason": non_empty(&c.native_finish),
     });
     if let Some((status, error_type, message)) = &c.error {
         choice["error"] =
@@ -121,7 +121,7 @@ impl StreamFormat for TextChunks {
                 &self.prefix,
                 &json!({ "choices": [{
                     "text": "", "index": 0, "logprobs": null,
-                    "finish_reason": none_if_empty(&reason), "native_finish_reason": none_if_empty(&native),
+                    "finish_reason": non_empty(&reason), "native_finish_reason": non_empty(&native),
                 }]}),
             )),
             Event::Error {
