@@ -561,3 +561,122 @@ async fn concurrent_leases_respect_the_balance(metering: Metering) {
     assert_eq!(granted, 10_000, "exactly the balance, never more");
     assert_eq!(metering.account(&account).await.unwrap().held_nanos, 10_000);
 }
+
+/// The database itself refuses what would corrupt the ledger, whatever the
+/// code above it does: legs must name a real transfer and ledger account,
+/// each transfer's legs must sum to zero, and transfers and ledger accounts
+/// cannot be removed or renamed. A batch of balanced transfers in one
+/// statement passes.
+#[tokio::test]
+async fn postgres_refuses_writes_that_would_corrupt_the_ledger() {
+    use sqlx::Connection;
+    let config = crate::support::postgres_config().await;
+    let url = config.database_url.clone().expect("a Postgres URL");
+    let metering = Metering::open(&config).await.expect("open Postgres metering");
+    let (account, _) = account(&metering, Billing::Prepaid).await;
+    top_up(&metering, &account, 5_000_000, "seed").await;
+    let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+
+    async fn refused(db: &mut sqlx::PgConnection, sql: &str, why: &str) {
+        let err = sqlx::raw_sql(sql)
+            .execute(&mut *db)
+            .await
+            .expect_err(sql);
+        let text = err.to_string();
+        assert!(text.contains(why), "{sql}: {text}");
+    }
+    let transfer = |id: &str| {
+        format!(
+            "INSERT INTO metering.transfers (id, kind, account_id, amount_nanos)
+             VALUES ('{id}', 'top_up', '{account}', 7);"
+        )
+    };
+
+    // Unbalanced, in one statement or split over two.
+    refused(
+        &mut db,
+        &format!(
+            "BEGIN; {} INSERT INTO metering.entries VALUES
+             ('t-1', 'system:funding', -7), ('t-1', '{account}', 6); COMMIT;",
+            transfer("t-1")
+        ),
+        "does not sum to zero",
+    )
+    .await;
+    sqlx::raw_sql("ROLLBACK").execute(&mut db).await.unwrap();
+    refused(
+        &mut db,
+        &format!(
+            "BEGIN; {} INSERT INTO metering.entries VALUES ('t-2', 'system:funding', -7);
+             INSERT INTO metering.entries VALUES ('t-2', '{account}', 7); COMMIT;",
+            transfer("t-2")
+        ),
+        "does not sum to zero",
+    )
+    .await;
+    sqlx::raw_sql("ROLLBACK").execute(&mut db).await.unwrap();
+    // A leg naming a transfer or a ledger account that does not exist.
+    refused(
+        &mut db,
+        &format!(
+            "INSERT INTO metering.entries VALUES
+             ('nope', 'system:funding', -7), ('nope', '{account}', 7);"
+        ),
+        "unknown transfer nope",
+    )
+    .await;
+    refused(
+        &mut db,
+        &format!(
+            "BEGIN; {} INSERT INTO metering.entries VALUES
+             ('t-3', 'system:funding', -7), ('t-3', 'ghost', 7); COMMIT;",
+            transfer("t-3")
+        ),
+        "unknown ledger account ghost",
+    )
+    .await;
+    sqlx::raw_sql("ROLLBACK").execute(&mut db).await.unwrap();
+
+    // Balanced transfers, several per statement, go in.
+    sqlx::raw_sql(&format!(
+        "BEGIN; {} {} INSERT INTO metering.entries VALUES
+         ('t-4', 'system:funding', -7), ('t-4', '{account}', 7),
+         ('t-5', 'system:funding', -7), ('t-5', '{account}', 7);
+         UPDATE metering.ledger_accounts SET balance_nanos = balance_nanos - 14
+         WHERE id = 'system:funding';
+         UPDATE metering.ledger_accounts SET balance_nanos = balance_nanos + 14
+         WHERE id = '{account}'; COMMIT;",
+        transfer("t-4"),
+        transfer("t-5")
+    ))
+    .execute(&mut db)
+    .await
+    .unwrap();
+    // A second leg on the same account of a transfer is a duplicate.
+    refused(
+        &mut db,
+        &format!("INSERT INTO metering.entries VALUES ('t-4', '{account}', 0);"),
+        "entries_amount_nanos_check",
+    )
+    .await;
+    refused(
+        &mut db,
+        &format!("INSERT INTO metering.entries VALUES ('t-4', '{account}', 5), ('t-4', '{account}', -5);"),
+        "entries_pkey",
+    )
+    .await;
+
+    // Nothing a leg points at can go away or change.
+    for sql in [
+        "DELETE FROM metering.transfers WHERE id = 't-4'".to_owned(),
+        "UPDATE metering.transfers SET amount_nanos = 1 WHERE id = 't-4'".to_owned(),
+        format!("DELETE FROM metering.ledger_accounts WHERE id = '{account}'"),
+        format!("UPDATE metering.ledger_accounts SET id = 'renamed' WHERE id = '{account}'"),
+        "DELETE FROM metering.entries WHERE transfer_id = 't-4'".to_owned(),
+        "TRUNCATE metering.entries".to_owned(),
+        "TRUNCATE metering.transfers CASCADE".to_owned(),
+    ] {
+        refused(&mut db, &sql, "append-only").await;
+    }
+    assert_balanced(&metering).await;
+}
