@@ -268,14 +268,25 @@ async fn the_management_api_creates_limits_revokes_and_deletes_keys() {
         hashes.contains(&hash.as_str()) && hashes.len() == 3,
         "{hashes:?}"
     );
-    let credits: Value = get("/api/v1/credits", &admin)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Usage is recorded in batches, off the request path: wait for it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let credits = loop {
+        let credits: Value = get("/api/v1/credits", &admin)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if credits["data"]["total_usage"].as_f64().unwrap() > 0.0 {
+            break credits;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "usage never reached the ledger: {credits}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(credits["data"]["total_credits"], 20.0);
-    assert!(credits["data"]["total_usage"].as_f64().unwrap() > 0.0);
     let activity = get("/api/v1/activity", &admin).await.unwrap();
     assert_eq!(activity.status(), 200);
     assert!(activity.json::<Value>().await.unwrap()["data"].is_array());
