@@ -25,11 +25,16 @@ ALTER TABLE metering.entries DROP CONSTRAINT entries_pkey;
 ALTER TABLE metering.entries DROP COLUMN id;
 ALTER TABLE metering.entries ADD PRIMARY KEY (transfer_id, ledger_account);
 
--- Each check looks the statement's distinct ids up by primary key, with the
--- ids in arrays: the transition table has no statistics, and a join against
--- it may be planned as a scan of every transfer or leg ever posted.
+-- Each check looks the statement's distinct ids up by primary key. The
+-- function's plans are cached from its first calls, when the tables are
+-- small and a sequential scan is cheapest; kept, such a plan would read
+-- every transfer or leg ever posted on each batch. Sequential scans are
+-- therefore off while it runs (the transition table has no index and is
+-- still scanned, as it must be).
 CREATE FUNCTION metering.check_new_entries() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off
+AS $$
 DECLARE
     transfer_ids text[] := ARRAY(SELECT DISTINCT transfer_id FROM new_entries);
     account_ids text[] := ARRAY(SELECT DISTINCT ledger_account FROM new_entries);

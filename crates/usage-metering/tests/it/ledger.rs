@@ -572,16 +572,15 @@ async fn postgres_refuses_writes_that_would_corrupt_the_ledger() {
     use sqlx::Connection;
     let config = crate::support::postgres_config().await;
     let url = config.database_url.clone().expect("a Postgres URL");
-    let metering = Metering::open(&config).await.expect("open Postgres metering");
+    let metering = Metering::open(&config)
+        .await
+        .expect("open Postgres metering");
     let (account, _) = account(&metering, Billing::Prepaid).await;
     top_up(&metering, &account, 5_000_000, "seed").await;
     let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
 
     async fn refused(db: &mut sqlx::PgConnection, sql: &str, why: &str) {
-        let err = sqlx::raw_sql(sql)
-            .execute(&mut *db)
-            .await
-            .expect_err(sql);
+        let err = sqlx::raw_sql(sql).execute(&mut *db).await.expect_err(sql);
         let text = err.to_string();
         assert!(text.contains(why), "{sql}: {text}");
     }
@@ -661,7 +660,9 @@ async fn postgres_refuses_writes_that_would_corrupt_the_ledger() {
     .await;
     refused(
         &mut db,
-        &format!("INSERT INTO metering.entries VALUES ('t-4', '{account}', 5), ('t-4', '{account}', -5);"),
+        &format!(
+            "INSERT INTO metering.entries VALUES ('t-4', '{account}', 5), ('t-4', '{account}', -5);"
+        ),
         "entries_pkey",
     )
     .await;
@@ -679,4 +680,15 @@ async fn postgres_refuses_writes_that_would_corrupt_the_ledger() {
         refused(&mut db, &sql, "append-only").await;
     }
     assert_balanced(&metering).await;
+
+    // The checks keep index lookups however small the tables were when
+    // their plans were cached (a cached sequential scan would read the whole
+    // ledger on every batch).
+    let settings: Vec<String> = sqlx::query_scalar(
+        "SELECT unnest(proconfig) FROM pg_proc WHERE proname = 'check_new_entries'",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(settings, ["enable_seqscan=off"]);
 }
