@@ -550,18 +550,33 @@ impl Journal {
                 .map(|(seq, s)| (*seq, s.path.clone()))
                 .collect()
         };
-        for (seq, path) in pending {
-            let events = match read_frames(&path) {
-                Ok(events) => events,
+        'segments: for (seq, path) in pending {
+            // Read and sent a batch at a time: a segment of a busy second
+            // holds tens of thousands of events, and decoding them all at
+            // once held tens of MB while metering caught up.
+            let mut reader = match FrameReader::open(&path) {
+                Ok(reader) => reader,
                 Err(err) => {
                     tracing::error!(%err, path = %path.display(), "usage journal segment unreadable");
                     continue;
                 }
             };
-            for chunk in events.chunks(BATCH) {
-                let request = RecordUsageRequest {
-                    events: chunk.to_vec(),
+            let mut replayed = 0;
+            loop {
+                let events = match reader.next_batch(BATCH) {
+                    Ok(events) => events,
+                    Err(err) => {
+                        // What was sent stays sent; the segment stays dirty
+                        // and metering drops the repeats on the next try.
+                        tracing::error!(%err, path = %path.display(), "usage journal segment unreadable");
+                        continue 'segments;
+                    }
                 };
+                if events.is_empty() {
+                    break;
+                }
+                replayed += events.len();
+                let request = RecordUsageRequest { events };
                 let ok = match send(client, request.clone()).await {
                     Ok(()) => true,
                     Err(SendError::Rejected(_)) => settle_rejected(client, &request, self).await,
@@ -582,7 +597,7 @@ impl Journal {
                 segment.acked = segment.written;
             }
             Self::collect(&mut st, seq);
-            tracing::info!(events = events.len(), "usage journal segment replayed");
+            tracing::info!(events = replayed, "usage journal segment replayed");
         }
         // Nothing was pending and a direct send marked metering down: probe.
         if self.down.load(Ordering::Relaxed) {
@@ -665,35 +680,84 @@ fn frame_intact(body: &[u8], checksum: &[u8]) -> bool {
     FRAME_CRC.checksum(body).to_le_bytes() == checksum || Sha256::digest(body)[..4] == *checksum
 }
 
-fn read_frames(path: &Path) -> anyhow::Result<Vec<UsageEvent>> {
-    let mut bytes = Vec::new();
-    match File::open(path) {
-        Ok(mut f) => {
-            f.read_to_end(&mut bytes)?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    }
-    let mut events = Vec::new();
-    let mut rest = bytes.as_slice();
-    while rest.len() >= 8 {
-        let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-        let Some(body) = rest.get(8..8 + len) else {
-            break;
+/// Reads a journal segment frame by frame, in order. A missing segment
+/// (already collected) reads as empty. Reading stops at the first torn or
+/// corrupt frame: nothing after it can be trusted.
+struct FrameReader {
+    file: Option<std::io::BufReader<File>>,
+}
+
+impl FrameReader {
+    fn open(path: &Path) -> anyhow::Result<FrameReader> {
+        let file = match File::open(path) {
+            Ok(f) => Some(std::io::BufReader::with_capacity(64 * 1024, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
         };
-        if !frame_intact(body, &rest[4..8]) {
-            tracing::warn!("usage journal: torn or corrupt frame ignored");
-            break;
-        }
-        events.push(UsageEvent::decode(body)?);
-        rest = &rest[8 + len..];
+        Ok(FrameReader { file })
     }
-    Ok(events)
+
+    /// Up to `max` events; empty at the end of the segment.
+    fn next_batch(&mut self, max: usize) -> anyhow::Result<Vec<UsageEvent>> {
+        let mut batch = Vec::new();
+        while batch.len() < max {
+            match self.next_event()? {
+                Some(event) => batch.push(event),
+                None => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    fn next_event(&mut self) -> anyhow::Result<Option<UsageEvent>> {
+        let Some(file) = self.file.as_mut() else {
+            return Ok(None);
+        };
+        let mut head = [0u8; 8];
+        if !read_full(file, &mut head)? {
+            self.file = None;
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+        if len > MAX_MESSAGE_BYTES {
+            tracing::warn!(
+                len,
+                "usage journal: frame length out of range; rest ignored"
+            );
+            self.file = None;
+            return Ok(None);
+        }
+        let mut body = vec![0; len];
+        if !read_full(file, &mut body)? {
+            // The last frame, cut short by a crash.
+            self.file = None;
+            return Ok(None);
+        }
+        if !frame_intact(&body, &head[4..8]) {
+            tracing::warn!("usage journal: torn or corrupt frame ignored");
+            self.file = None;
+            return Ok(None);
+        }
+        Ok(Some(UsageEvent::decode(body.as_slice())?))
+    }
+}
+
+/// `read_exact`, telling an end of file (false) from an I/O error.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
+    match reader.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read_frames(path: &Path) -> anyhow::Result<Vec<UsageEvent>> {
+        FrameReader::open(path)?.next_batch(usize::MAX)
+    }
 
     fn event(id: &str) -> UsageEvent {
         UsageEvent {
@@ -706,6 +770,38 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sy-journal-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn segments_are_read_a_batch_at_a_time_up_to_the_first_bad_frame() {
+        let path = temp_dir().join("segment");
+        let mut bytes = Vec::new();
+        for i in 0..1_200 {
+            bytes.extend(encode_frame(&event(&format!("gen-{i}"))));
+        }
+        let intact = bytes.len();
+        bytes.extend(encode_frame(&event("torn")));
+        bytes.truncate(bytes.len() - 3);
+        std::fs::write(&path, &bytes).unwrap();
+
+        let mut reader = FrameReader::open(&path).unwrap();
+        let sizes: Vec<usize> = std::iter::from_fn(|| {
+            let batch = reader.next_batch(BATCH).unwrap();
+            (!batch.is_empty()).then_some(batch.len())
+        })
+        .collect();
+        assert_eq!(sizes, [500, 500, 200]);
+
+        // A length no frame can have ends the segment without allocating it.
+        bytes.truncate(intact);
+        bytes.extend(u32::MAX.to_le_bytes());
+        bytes.extend([0; 4]);
+        bytes.extend(encode_frame(&event("after")));
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read_frames(&path).unwrap().len(), 1_200);
+        // A segment already collected reads as empty.
+        std::fs::remove_file(&path).unwrap();
+        assert!(read_frames(&path).unwrap().is_empty());
     }
 
     #[test]
