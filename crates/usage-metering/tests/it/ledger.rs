@@ -579,10 +579,15 @@ async fn postgres_refuses_writes_that_would_corrupt_the_ledger() {
     top_up(&metering, &account, 5_000_000, "seed").await;
     let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
 
+    /// Runs `sql` in a transaction that must fail with `why`.
     async fn refused(db: &mut sqlx::PgConnection, sql: &str, why: &str) {
-        let err = sqlx::raw_sql(sql).execute(&mut *db).await.expect_err(sql);
+        let err = sqlx::raw_sql(&format!("BEGIN; {sql}; COMMIT;"))
+            .execute(&mut *db)
+            .await
+            .expect_err(sql);
         let text = err.to_string();
         assert!(text.contains(why), "{sql}: {text}");
+        sqlx::raw_sql("ROLLBACK").execute(&mut *db).await.unwrap();
     }
     let transfer = |id: &str| {
         format!(
@@ -592,49 +597,28 @@ async fn postgres_refuses_writes_that_would_corrupt_the_ledger() {
     };
 
     // Unbalanced, in one statement or split over two.
-    refused(
-        &mut db,
-        &format!(
-            "BEGIN; {} INSERT INTO metering.entries VALUES
-             ('t-1', 'system:funding', -7), ('t-1', '{account}', 6); COMMIT;",
-            transfer("t-1")
-        ),
-        "does not sum to zero",
-    )
-    .await;
-    sqlx::raw_sql("ROLLBACK").execute(&mut db).await.unwrap();
-    refused(
-        &mut db,
-        &format!(
-            "BEGIN; {} INSERT INTO metering.entries VALUES ('t-2', 'system:funding', -7);
-             INSERT INTO metering.entries VALUES ('t-2', '{account}', 7); COMMIT;",
-            transfer("t-2")
-        ),
-        "does not sum to zero",
-    )
-    .await;
-    sqlx::raw_sql("ROLLBACK").execute(&mut db).await.unwrap();
+    let t1 = transfer("t-1");
+    let unbalanced = format!(
+        "{t1} INSERT INTO metering.entries VALUES
+         ('t-1', 'system:funding', -7), ('t-1', '{account}', 6)"
+    );
+    refused(&mut db, &unbalanced, "does not sum to zero").await;
+    let split = format!(
+        "{t1} INSERT INTO metering.entries VALUES ('t-1', 'system:funding', -7);
+         INSERT INTO metering.entries VALUES ('t-1', '{account}', 7)"
+    );
+    refused(&mut db, &split, "does not sum to zero").await;
     // A leg naming a transfer or a ledger account that does not exist.
-    refused(
-        &mut db,
-        &format!(
-            "INSERT INTO metering.entries VALUES
-             ('nope', 'system:funding', -7), ('nope', '{account}', 7);"
-        ),
-        "unknown transfer nope",
-    )
-    .await;
-    refused(
-        &mut db,
-        &format!(
-            "BEGIN; {} INSERT INTO metering.entries VALUES
-             ('t-3', 'system:funding', -7), ('t-3', 'ghost', 7); COMMIT;",
-            transfer("t-3")
-        ),
-        "unknown ledger account ghost",
-    )
-    .await;
-    sqlx::raw_sql("ROLLBACK").execute(&mut db).await.unwrap();
+    let dangling = format!(
+        "INSERT INTO metering.entries VALUES
+         ('nope', 'system:funding', -7), ('nope', '{account}', 7)"
+    );
+    refused(&mut db, &dangling, "unknown transfer nope").await;
+    let ghost = format!(
+        "{t1} INSERT INTO metering.entries VALUES
+         ('t-1', 'system:funding', -7), ('t-1', 'ghost', 7)"
+    );
+    refused(&mut db, &ghost, "unknown ledger account ghost").await;
 
     // Balanced transfers, several per statement, go in.
     sqlx::raw_sql(&format!(
@@ -651,21 +635,13 @@ async fn postgres_refuses_writes_that_would_corrupt_the_ledger() {
     .execute(&mut db)
     .await
     .unwrap();
-    // A second leg on the same account of a transfer is a duplicate.
-    refused(
-        &mut db,
-        &format!("INSERT INTO metering.entries VALUES ('t-4', '{account}', 0);"),
-        "entries_amount_nanos_check",
-    )
-    .await;
-    refused(
-        &mut db,
-        &format!(
-            "INSERT INTO metering.entries VALUES ('t-4', '{account}', 5), ('t-4', '{account}', -5);"
-        ),
-        "entries_pkey",
-    )
-    .await;
+    // A zero leg, or a second leg on an account a transfer already has.
+    let zero = format!("INSERT INTO metering.entries VALUES ('t-4', '{account}', 0)");
+    refused(&mut db, &zero, "entries_amount_nanos_check").await;
+    let twice = format!(
+        "INSERT INTO metering.entries VALUES ('t-4', '{account}', 5), ('t-4', '{account}', -5)"
+    );
+    refused(&mut db, &twice, "entries_pkey").await;
 
     // Nothing a leg points at can go away or change.
     for sql in [
