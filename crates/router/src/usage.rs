@@ -37,7 +37,6 @@ const QUEUE: usize = 10_000;
 /// Under load a batch fills while the previous one commits, so the batch
 /// size bounds how many commits per second metering needs to keep up.
 const BATCH: usize = 500;
-const LINGER: Duration = Duration::from_millis(20);
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 const REPLAY_EVERY: Duration = Duration::from_secs(1);
 const FSYNC_EVERY: Duration = Duration::from_millis(50);
@@ -114,6 +113,7 @@ impl UsageSink {
         client: UsageClient,
         data_dir: &Path,
         max_bytes: u64,
+        linger: Duration,
         shutdown: Shutdown,
         metrics: RouterMetrics,
     ) -> anyhow::Result<(UsageSink, tokio::task::JoinHandle<()>)> {
@@ -123,7 +123,7 @@ impl UsageSink {
             metrics,
         )?);
         let (tx, rx) = mpsc::channel(QUEUE);
-        let handle = tokio::spawn(run(client, rx, journal.clone(), shutdown));
+        let handle = tokio::spawn(run(client, rx, journal.clone(), linger, shutdown));
         Ok((UsageSink { tx, journal }, handle))
     }
 
@@ -157,6 +157,7 @@ async fn run(
     client: UsageClient,
     mut rx: mpsc::Receiver<Queued>,
     journal: Arc<Journal>,
+    linger: Duration,
     shutdown: Shutdown,
 ) {
     let mut replay = tokio::time::interval(REPLAY_EVERY);
@@ -167,7 +168,7 @@ async fn run(
         tokio::select! {
             first = rx.recv() => {
                 let Some(first) = first else { break };
-                let batch = collect_batch(first, &mut rx).await;
+                let batch = collect_batch(first, &mut rx, linger).await;
                 deliver(&client, batch, &journal).await;
             }
             _ = fsync.tick() => journal.sync().await,
@@ -195,9 +196,13 @@ async fn run(
     journal.report();
 }
 
-async fn collect_batch(first: Queued, rx: &mut mpsc::Receiver<Queued>) -> Vec<Queued> {
+async fn collect_batch(
+    first: Queued,
+    rx: &mut mpsc::Receiver<Queued>,
+    linger: Duration,
+) -> Vec<Queued> {
     let mut batch = vec![first];
-    let deadline = tokio::time::Instant::now() + LINGER;
+    let deadline = tokio::time::Instant::now() + linger;
     while batch.len() < BATCH {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(event)) => batch.push(event),
@@ -802,6 +807,38 @@ mod tests {
         // A segment already collected reads as empty.
         std::fs::remove_file(&path).unwrap();
         assert!(read_frames(&path).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_batch_gathers_for_the_configured_linger() {
+        let queued = |id: &str| Queued {
+            segment: 0,
+            event: event(id),
+        };
+        let (tx, mut rx) = mpsc::channel(16);
+        let late = {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                tx.send(queued("late")).await.unwrap();
+            })
+        };
+        // No linger: what is queued now, not what comes 50 ms later.
+        tx.send(queued("ready")).await.unwrap();
+        let batch = collect_batch(queued("first"), &mut rx, Duration::ZERO).await;
+        let ids: Vec<_> = batch
+            .iter()
+            .map(|q| q.event.generation_id.as_str())
+            .collect();
+        assert_eq!(ids, ["first", "ready"]);
+        // A long linger waits for it.
+        let batch = collect_batch(queued("next"), &mut rx, Duration::from_millis(500)).await;
+        late.await.unwrap();
+        let ids: Vec<_> = batch
+            .iter()
+            .map(|q| q.event.generation_id.as_str())
+            .collect();
+        assert!(ids.starts_with(&["next", "late"]), "{ids:?}");
     }
 
     #[test]
