@@ -96,7 +96,7 @@ impl App {
             peers.usage.clone(),
             &config.data_dir,
             config.usage_journal_max_bytes,
-            config.usage_batch_linger(),
+            config.usage_batch_linger()?,
             background.clone(),
             metrics.clone(),
         )?;

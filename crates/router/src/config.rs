@@ -99,7 +99,7 @@ pub struct Config {
     #[arg(long, env = "SWITCHYARD_USAGE_JOURNAL_MAX_BYTES", default_value_t = 1 << 30)]
     pub usage_journal_max_bytes: u64,
     /// How long usage events gather before a batch goes to usage-metering
-    /// (milliseconds; at most 500 events a batch). Shorter batches make
+    /// (milliseconds, at most 1000; at most 500 events a batch). Shorter batches make
     /// each database commit a shorter burst beside the requests being
     /// served, at the price of more commits per second.
     #[arg(long, env = "SWITCHYARD_USAGE_BATCH_LINGER_MS", default_value_t = 20)]
@@ -119,8 +119,15 @@ impl Config {
             })
     }
 
-    pub fn usage_batch_linger(&self) -> Duration {
-        Duration::from_millis(self.usage_batch_linger_ms)
+    /// At most a second: the batcher also drives the journal's 50 ms fsync
+    /// and the shutdown flush, which a longer wait would hold up.
+    pub fn usage_batch_linger(&self) -> anyhow::Result<Duration> {
+        anyhow::ensure!(
+            self.usage_batch_linger_ms <= 1_000,
+            "SWITCHYARD_USAGE_BATCH_LINGER_MS must be at most 1000, got {}",
+            self.usage_batch_linger_ms
+        );
+        Ok(Duration::from_millis(self.usage_batch_linger_ms))
     }
 
     pub fn keepalive(&self) -> Duration {

@@ -568,11 +568,23 @@ impl Journal {
             };
             let mut replayed = 0;
             loop {
-                let events = match reader.next_batch(BATCH) {
+                let batch = reader.next_batch(BATCH);
+                let undecodable = std::mem::take(&mut reader.undecodable);
+                if !undecodable.is_empty() {
+                    if let Err(err) = self.set_aside("undecodable.spool", &undecodable.concat()) {
+                        tracing::error!(%err, "usage journal: cannot set undecodable frames aside");
+                        continue 'segments;
+                    }
+                    tracing::error!(
+                        frames = undecodable.len(),
+                        "usage journal: intact frames that do not decode moved to undecodable.spool"
+                    );
+                }
+                let events = match batch {
                     Ok(events) => events,
                     Err(err) => {
-                        // What was sent stays sent; the segment stays dirty
-                        // and metering drops the repeats on the next try.
+                        // A read error: what was sent stays sent (metering
+                        // drops repeats), and the segment is tried again.
                         tracing::error!(%err, path = %path.display(), "usage journal segment unreadable");
                         continue 'segments;
                     }
@@ -614,11 +626,16 @@ impl Journal {
     }
 
     fn dead_letter(&self, event: &UsageEvent) -> anyhow::Result<()> {
+        self.set_aside("rejected.spool", &encode_frame(event))
+    }
+
+    /// Appends whole frames to a file beside the journal, for an operator.
+    fn set_aside(&self, name: &str, frames: &[u8]) -> anyhow::Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("rejected.spool"))?;
-        file.write_all(&encode_frame(event))?;
+            .open(self.dir.join(name))?;
+        file.write_all(frames)?;
         file.sync_data()?;
         Ok(())
     }
@@ -690,6 +707,10 @@ fn frame_intact(body: &[u8], checksum: &[u8]) -> bool {
 /// corrupt frame: nothing after it can be trusted.
 struct FrameReader {
     file: Option<std::io::BufReader<File>>,
+    /// Intact frames (checksum and all) that do not decode as an event: a
+    /// bug or a format this version does not read. They are skipped, so the
+    /// rest of the segment is delivered, and kept here for setting aside.
+    undecodable: Vec<Vec<u8>>,
 }
 
 impl FrameReader {
@@ -699,7 +720,10 @@ impl FrameReader {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };
-        Ok(FrameReader { file })
+        Ok(FrameReader {
+            file,
+            undecodable: Vec::new(),
+        })
     }
 
     /// Up to `max` events; empty at the end of the segment.
@@ -715,6 +739,22 @@ impl FrameReader {
     }
 
     fn next_event(&mut self) -> anyhow::Result<Option<UsageEvent>> {
+        loop {
+            let Some((head, body)) = self.next_frame()? else {
+                return Ok(None);
+            };
+            match UsageEvent::decode(body.as_slice()) {
+                Ok(event) => return Ok(Some(event)),
+                Err(err) => {
+                    tracing::error!(%err, "usage journal: an intact frame does not decode");
+                    self.undecodable.push([&head[..], &body].concat());
+                }
+            }
+        }
+    }
+
+    /// The next intact frame's header and body.
+    fn next_frame(&mut self) -> anyhow::Result<Option<([u8; 8], Vec<u8>)>> {
         let Some(file) = self.file.as_mut() else {
             return Ok(None);
         };
@@ -743,7 +783,7 @@ impl FrameReader {
             self.file = None;
             return Ok(None);
         }
-        Ok(Some(UsageEvent::decode(body.as_slice())?))
+        Ok(Some((head, body)))
     }
 }
 
@@ -804,6 +844,20 @@ mod tests {
         bytes.extend(encode_frame(&event("after")));
         std::fs::write(&path, &bytes).unwrap();
         assert_eq!(read_frames(&path).unwrap().len(), 1_200);
+        // An intact frame that is not an event is skipped and kept aside.
+        bytes.truncate(intact);
+        let garbage = [0xff_u8; 5];
+        bytes.extend((garbage.len() as u32).to_le_bytes());
+        bytes.extend(FRAME_CRC.checksum(&garbage).to_le_bytes());
+        bytes.extend(garbage);
+        bytes.extend(encode_frame(&event("after")));
+        std::fs::write(&path, &bytes).unwrap();
+        let mut reader = FrameReader::open(&path).unwrap();
+        let events = reader.next_batch(usize::MAX).unwrap();
+        assert_eq!(events.len(), 1_201);
+        assert_eq!(events.last().unwrap().generation_id, "after");
+        assert_eq!(reader.undecodable.len(), 1);
+        assert!(reader.undecodable[0].ends_with(&garbage));
         // A segment already collected reads as empty.
         std::fs::remove_file(&path).unwrap();
         assert!(read_frames(&path).unwrap().is_empty());

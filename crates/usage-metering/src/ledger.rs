@@ -14,6 +14,12 @@ pub const FUNDING: &str = "system:funding";
 /// Where usage goes.
 pub const REVENUE: &str = "system:revenue";
 
+/// The ledger's own accounts (funding, revenue): never a customer's, so a
+/// transfer's two legs are always on two different accounts.
+pub fn is_system_account(id: &str) -> bool {
+    id.starts_with("system:")
+}
+
 /// How long a lease's hold lives without being renewed. Routers renew well
 /// before; a router that died lets its hold lapse after this.
 pub const LEASE_TTL: Duration = Duration::seconds(120);
@@ -116,6 +122,11 @@ impl Transfer {
         };
         if req.account_id.trim().is_empty() {
             return Err(MeteringError::InvalidTransfer("account_id is required"));
+        }
+        if is_system_account(req.account_id.trim()) {
+            return Err(MeteringError::InvalidTransfer(
+                "account_id names a system ledger account",
+            ));
         }
         if req.amount_nanos <= 0 || req.amount_nanos > MAX_TRANSFER_NANOS {
             return Err(MeteringError::InvalidTransfer(

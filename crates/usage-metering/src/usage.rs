@@ -171,6 +171,9 @@ impl TryFrom<pb::UsageEvent> for UsageEvent {
         if e.account_id.trim().is_empty() {
             return Err("account_id is empty".into());
         }
+        if crate::ledger::is_system_account(&e.account_id) {
+            return Err("account_id names a system ledger account".into());
+        }
         if e.created_at_ms < 0 {
             return Err("created_at_ms is negative".into());
         }
@@ -383,7 +386,16 @@ mod tests {
         no_account.account_id.clear();
         let mut huge = event("0", "0");
         huge.prompt_tokens = u64::MAX;
-        for raw in [bad_id, no_account, event("abc", "0"), event("0", ""), huge] {
+        let mut system = event("0", "0");
+        system.account_id = crate::ledger::REVENUE.into();
+        for raw in [
+            bad_id,
+            no_account,
+            event("abc", "0"),
+            event("0", ""),
+            huge,
+            system,
+        ] {
             assert!(UsageEvent::try_from(raw).is_err());
         }
     }
