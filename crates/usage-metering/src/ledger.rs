@@ -395,6 +395,23 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    #[test]
+    fn transfers_to_the_ledgers_own_accounts_are_refused() {
+        let request = |account: &str| pb::PostTransferRequest {
+            account_id: account.into(),
+            kind: pb::TransferKind::TopUp.into(),
+            amount_nanos: 1_000,
+            idempotency_key: "k".into(),
+            memo: String::new(),
+        };
+        for system in [FUNDING, REVENUE] {
+            assert!(Transfer::from_pb(&request(system)).is_err(), "{system}");
+        }
+        let ok = Transfer::from_pb(&request("acct-1")).unwrap();
+        let [(from, _), (to, _)] = ok.legs();
+        assert_ne!(from, to);
+    }
+
     fn inputs() -> LeaseInputs {
         LeaseInputs {
             billing: Billing::Prepaid,
