@@ -99,9 +99,9 @@ pub struct Config {
     #[arg(long, env = "SWITCHYARD_USAGE_JOURNAL_MAX_BYTES", default_value_t = 1 << 30)]
     pub usage_journal_max_bytes: u64,
     /// How long usage events gather before a batch goes to usage-metering
-    /// (milliseconds, at most 1000; at most 500 events a batch). Shorter batches make
-    /// each database commit a shorter burst beside the requests being
-    /// served, at the price of more commits per second.
+    /// (milliseconds, at most 1000; at most 500 events a batch). Shorter
+    /// batches make each database commit a shorter burst beside the
+    /// requests being served, at the price of more commits per second.
     #[arg(long, env = "SWITCHYARD_USAGE_BATCH_LINGER_MS", default_value_t = 20)]
     pub usage_batch_linger_ms: u64,
 }
