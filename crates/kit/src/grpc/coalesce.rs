@@ -1,20 +1,23 @@
-//! One write per gRPC call on the internal client connections.
+//! Fewer writes on the internal gRPC connections, both ends.
 //!
-//! A unary call over hyper's HTTP/2 client leaves in two writes: the
-//! HEADERS frame, flushed as soon as the connection task opens the stream,
-//! and the DATA frame, which the body task can queue only after that same
-//! poll granted the new stream send capacity. The peer therefore woke up
-//! twice per call (`strace -c` on the provider-adapter: two `recvfrom` and
-//! two `epoll_wait` returns per request, one of them for a 50-byte HEADERS
-//! frame), which on a small machine is the most expensive thing a hop does.
+//! A unary call over hyper's HTTP/2 client left in two writes: the HEADERS
+//! frame, flushed as soon as the connection task opened the stream, and the
+//! DATA frame, which the body task can queue only after that same poll
+//! granted the new stream send capacity. On the serving side, a streamed
+//! answer went out a write per message even when the upstream had handed
+//! over many at once: `strace -c` on the provider-adapter counted 15 writes
+//! per 24-chunk stream, and the router woke for most of them.
 //!
-//! [`Coalesce`] sits between the HTTP/2 connection and its socket. Writes
-//! go to a buffer; the first flush of a burst lets the task yield once (it
+//! [`Coalesce`] sits between an HTTP/2 connection and its socket. Writes go
+//! to a buffer; the first flush of a burst lets the task yield once (it
 //! wakes itself and returns `Pending`, which puts it behind the tasks that
-//! are already runnable, the body task among them), and the next flush
-//! writes everything buffered in one `write`. The cost is one extra poll of
-//! the connection task per flush, and no time: the yield is a trip through
-//! the runtime's run queue, not a timer.
+//! are already runnable: the request's body task, the stream's producer),
+//! and the next flush writes everything buffered in one `write`. The cost
+//! is one extra poll of the connection task per flush, and no time: the
+//! yield is a trip through the runtime's run queue, not a timer. Measured
+//! on the separate services (2 vCPUs, one connection): the router's writes
+//! per call went from 3 to 2, the adapter's per 24-chunk stream from 15 to
+//! 7, and streaming throughput at 32 connections rose by about 18%.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -136,6 +139,15 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Coalesce<T> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+/// Served connections keep the peer's address for `Request::remote_addr`.
+impl tonic::transport::server::Connected for Coalesce<tokio::net::TcpStream> {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
     }
 }
 

@@ -107,16 +107,19 @@ where
     ))
 }
 
-/// Accepted connections with Nagle's algorithm off. (tonic's own
+/// Accepted connections with Nagle's algorithm off (tonic's own
 /// `tcp_nodelay` applies only to sockets it accepts itself; without this,
-/// small gRPC frames wait out the peer's ~40 ms delayed ACK.)
+/// small gRPC frames wait out the peer's ~40 ms delayed ACK), whose writes
+/// are gathered per scheduler pass ([`Coalesce`]): a streamed answer whose
+/// messages are ready together leaves in one write, not one per message.
 fn nodelay_incoming(
     listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+) -> impl tokio_stream::Stream<Item = std::io::Result<Coalesce<tokio::net::TcpStream>>> {
     use tokio_stream::StreamExt;
     TcpListenerStream::new(listener).map(|accepted| {
-        accepted.inspect(|stream| {
+        accepted.map(|stream| {
             let _ = stream.set_nodelay(true);
+            Coalesce::new(stream)
         })
     })
 }
