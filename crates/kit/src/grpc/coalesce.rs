@@ -206,9 +206,11 @@ mod tests {
         // Two writes before one flush arrive as one buffer, in order.
         io.io.writes.clear();
         io.write_all(b"HEAD").await.unwrap();
-        io.write_vectored(&[IoSlice::new(b"er"), IoSlice::new(b"DATA")])
+        let n = io
+            .write_vectored(&[IoSlice::new(b"er"), IoSlice::new(b"DATA")])
             .await
             .unwrap();
+        assert_eq!(n, 6, "a vectored write is taken whole");
         io.flush().await.unwrap();
         assert_eq!(io.io.writes.concat(), b"HEADerDATA");
         assert_eq!(
