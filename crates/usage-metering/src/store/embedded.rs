@@ -234,7 +234,7 @@ const EMBEDDED_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// Generations written before it are JSON objects, whose first byte is
 /// `{`; both are read.
 ///
-/// Protobuf is about a third of the JSON's size (~330 against ~1,030 bytes
+/// Protobuf is about a quarter of the JSON's size (~280 against ~1,030 bytes
 /// for a typical generation), and a generation is most of what a request
 /// leaves in the embedded store: the store grew ~2.9 KB per request with
 /// JSON (B-tree leaves split half full under ever-increasing ids), so a busy
