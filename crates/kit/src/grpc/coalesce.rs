@@ -90,15 +90,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Coalesce<T> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.pending() + data.len() > MAX_BUFFERED {
-            ready!(this.poll_drain(cx))?;
-            if data.len() >= MAX_BUFFERED {
-                return Pin::new(&mut this.io).poll_write(cx, data);
-            }
-        }
-        this.buf.extend_from_slice(data);
-        Poll::Ready(Ok(data.len()))
+        self.poll_write_vectored(cx, &[IoSlice::new(data)])
     }
 
     fn poll_write_vectored(
@@ -190,17 +182,35 @@ mod tests {
         })
     }
 
+    /// Counts how often the task is woken.
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     #[tokio::test]
     async fn writes_wait_for_the_second_flush_and_leave_together() {
         let mut io = counting();
-        io.write_all(b"headers").await.unwrap();
-        // The first flush yields once (and is woken again), then writes.
-        let flushed = tokio::spawn(async move {
-            io.flush().await.unwrap();
-            io
-        });
-        let mut io = flushed.await.unwrap();
-        assert_eq!(io.io.writes.concat(), b"headers");
+        io.write_all(b"head").await.unwrap();
+        assert!(io.io.writes.is_empty(), "a write alone is only buffered");
+
+        // The first flush yields: nothing written, the task woken to come back.
+        let wakes = std::sync::Arc::new(Wakes(Default::default()));
+        let waker = std::task::Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut io).poll_flush(&mut cx).is_pending());
+        assert_eq!(wakes.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert!(io.io.writes.is_empty());
+        // What the other tasks add meanwhile joins the same write.
+        assert!(Pin::new(&mut io).poll_write(&mut cx, b"!").is_ready());
+        assert!(Pin::new(&mut io).poll_flush(&mut cx).is_ready());
+        assert_eq!(io.io.writes, vec![b"head!".to_vec()], "one inner write");
         assert_eq!(io.io.flushes, 1);
 
         // Two writes before one flush arrive as one buffer, in order.
