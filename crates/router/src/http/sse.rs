@@ -145,7 +145,7 @@ impl<F: StreamFormat> SseState<F> {
                         }
                         Ok(None) => return None,
                         Ok(Some(event)) => {
-                            let bytes = render_ready(&mut format, &mut committed, event);
+                            let bytes = render_burst(&mut format, &mut committed, event).await;
                             self.phase = Phase::Streaming(committed, format);
                             if bytes.is_some() {
                                 return bytes;
@@ -158,6 +158,46 @@ impl<F: StreamFormat> SseState<F> {
     }
 }
 
+/// A frame this big goes out without taking more.
+const MAX_FRAME: usize = 64 * 1024;
+
+/// Scheduler passes [`render_burst`] gives a burst to arrive. Measured on
+/// the all-in-one with a 24-chunk answer that came in one read: after one
+/// pass nothing had arrived yet, after the second all 23 remaining events.
+const BURST_PASSES: usize = 2;
+
+/// [`render_ready`], then, while the stream is still open, up to
+/// [`BURST_PASSES`] passes of the scheduler, taking whatever arrived. An
+/// upstream body is handed over one HTTP chunk at a time, each chunk a
+/// round of task wake-ups (connection, adapter, pump) that ends by waking
+/// this task; without the pause, a burst of chunks that came in one read
+/// would still leave in one write per chunk. Like
+/// `switchyard_kit::grpc::Coalesce` on internal connections, it never waits
+/// for an event that is not on its way: a paced stream's chunk goes out
+/// after those passes, and a closed stream's at once.
+async fn render_burst<F: StreamFormat>(
+    format: &mut F,
+    committed: &mut Committed,
+    first: Event,
+) -> Option<Bytes> {
+    let mut frame = render_ready(format, committed, first);
+    for _ in 0..BURST_PASSES {
+        let full = frame.as_ref().is_some_and(|b| b.len() >= MAX_FRAME);
+        if full || (committed.events.is_closed() && committed.events.is_empty()) {
+            break;
+        }
+        tokio::task::yield_now().await;
+        let Ok(next) = committed.events.try_recv() else {
+            continue;
+        };
+        frame = match (frame, render_ready(format, committed, next)) {
+            (Some(a), Some(b)) => Some(Bytes::from([a, b].concat())),
+            (a, b) => a.or(b),
+        };
+    }
+    frame
+}
+
 /// Most events are ready in bursts (a provider's TCP read often carries
 /// several chunks): render `first` and every event already waiting into one
 /// body frame, so a burst costs one write to the client instead of one per
@@ -167,8 +207,6 @@ fn render_ready<F: StreamFormat>(
     committed: &mut Committed,
     first: Event,
 ) -> Option<Bytes> {
-    /// A frame this big goes out without taking more.
-    const MAX_FRAME: usize = 64 * 1024;
     let mut parts: Vec<Bytes> = Vec::new();
     let mut len = 0;
     let mut next = Some(first);
@@ -219,10 +257,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_burst_of_ready_events_goes_out_as_one_frame_and_nothing_waits() {
-        let (tx, events) = mpsc::channel(16);
-        let mut committed = Committed {
+    fn committed(events: mpsc::Receiver<Event>) -> Committed {
+        Committed {
             generation_id: "gen-1".into(),
             created: 0,
             model: "m".into(),
@@ -231,7 +267,13 @@ mod tests {
             attempts: Vec::new(),
             reasoning_format: "unknown",
             events,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_ready_events_goes_out_as_one_frame_and_nothing_waits() {
+        let (tx, events) = mpsc::channel(16);
+        let mut committed = committed(events);
         for event in [
             finish("a"),
             Event::Delta(Default::default()),
@@ -258,5 +300,43 @@ mod tests {
         tx.send(Event::Delta(Default::default())).await.unwrap();
         let first = committed.events.recv().await.unwrap();
         assert!(render_ready(&mut Reasons, &mut committed, first).is_none());
+    }
+
+    /// The next event of a burst arrives scheduler passes later (as an
+    /// upstream's chunks do, one round of wake-ups each): it joins the
+    /// frame. One that is not on its way is not waited for, and a closed
+    /// stream's last events go out at once.
+    #[tokio::test]
+    async fn a_burst_arriving_over_scheduler_passes_goes_out_as_one_frame() {
+        let (tx, events) = mpsc::channel(16);
+        let mut committed = committed(events);
+        let (release, paced) = tokio::sync::oneshot::channel::<()>();
+        let producer = tokio::spawn(async move {
+            tx.send(finish("a")).await.unwrap();
+            for _ in 0..BURST_PASSES {
+                tokio::task::yield_now().await;
+            }
+            tx.send(finish("b")).await.unwrap();
+            // Paced: the next chunk comes only once the test says so.
+            paced.await.unwrap();
+            tx.send(finish("c")).await.unwrap();
+            tx.send(finish("d")).await.unwrap();
+        });
+        let first = committed.events.recv().await.unwrap();
+        let frame = render_burst(&mut Reasons, &mut committed, first).await;
+        assert_eq!(
+            frame.as_deref(),
+            Some(&b"a\nb\n"[..]),
+            "the event a pass behind joins the frame"
+        );
+        // Returning at all means nothing waited for the paced event.
+        release.send(()).unwrap();
+
+        // The producer's last events and the close: no pass to wait for.
+        let first = committed.events.recv().await.unwrap();
+        producer.await.unwrap();
+        let frame = render_burst(&mut Reasons, &mut committed, first).await;
+        assert_eq!(frame.as_deref(), Some(&b"c\nd\n"[..]));
+        assert!(committed.events.recv().await.is_none());
     }
 }
