@@ -133,6 +133,7 @@ class Run:
     def all(self):
         wanted = self.args.only.split(",")
         sims = self.start_sims()
+        self.direct_url = f"http://{sims['fast']['addr']}/v1/chat/completions"
         seed = self.write_seed(sims)
         sim_procs = [s["proc"] for s in sims.values()]
         if "direct" in wanted:
@@ -335,6 +336,17 @@ max_completion_tokens = 4096
             )
             return result
 
+        if target != "direct":
+            # The direct baseline again, right before this target's
+            # one-connection cells (report.baseline takes the lowest).
+            out["baseline"] = []
+            for mode in ("json", "stream"):
+                body = self.body_file(models[0], mode == "stream")
+                result, _ = load.wrk(self.direct_url, body, None, 1, a.seconds, a.wrk_threads)
+                result.update(mode=mode, connections=1, label="")
+                out["baseline"].append(result)
+                p = result["latency_us"]["p"]
+                print(f"  {mode:6} c=1    direct   p50 {p['50']/1000:7.3f} ms  p99 {p['99']/1000:7.3f} ms  (baseline repeat)", flush=True)
         for mode in ("json", "stream"):
             cell(mode, 1, models[0], url)
         cell("json", 1, models[1], slow_url, label="ttft60")
