@@ -327,7 +327,7 @@ mod tests {
         assert_eq!(
             frame.as_deref(),
             Some(&b"a\nb\n"[..]),
-            "the event a pass behind joins the frame"
+            "the event two passes behind joins the frame"
         );
         // Returning at all means nothing waited for the paced event.
         release.send(()).unwrap();
