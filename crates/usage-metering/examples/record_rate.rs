@@ -8,8 +8,9 @@
 //! Records batches of 500 generations (the router's batch size) shaped like
 //! the benchmark's, one batch after another, through the same `Metering`
 //! the all-in-one uses, and prints the rate and the file's size every
-//! 100,000 records; at the end, each table's stored and fragmented bytes
-//! (redb's own statistics). The directory must not exist or be empty.
+//! 100,000 records; at the end, how long the account summary takes (what
+//! `GET /api/v1/key` asks for), and each table's stored and fragmented
+//! bytes (redb's own statistics). The directory must not exist or be empty.
 
 use std::time::Instant;
 
@@ -50,6 +51,14 @@ async fn main() -> anyhow::Result<()> {
             window = Instant::now();
         }
     }
+    // What `GET /api/v1/key` and `/api/v1/credits` ask of the store.
+    let started = Instant::now();
+    let summary = metering.account(&account).await?;
+    println!(
+        "account summary after {recorded} records: {:.1} ms (usage {} nanos)",
+        started.elapsed().as_secs_f64() * 1e3,
+        summary.total_usage_nanos,
+    );
     drop(metering);
     // The usage writer thread lets go of the file when its queue is empty.
     std::thread::sleep(std::time::Duration::from_millis(500));

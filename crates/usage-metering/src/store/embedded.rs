@@ -43,6 +43,12 @@ const KEY_TOTALS: TableDefinition<&str, &[u8]> = TableDefinition::new("key_total
 /// ledger account id -> balance, nano-dollars.
 const BALANCES: TableDefinition<&str, i64> = TableDefinition::new("ledger_balances");
 const TRANSFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("transfers");
+/// account id -> what its transfers add up to, by kind ([`KindTotals`]):
+/// the account summary reads one row instead of every transfer.
+const ACCOUNT_TOTALS: TableDefinition<&str, &[u8]> = TableDefinition::new("account_totals");
+/// Set once `ACCOUNT_TOTALS` holds every transfer (stores written before
+/// the table existed are summed up once, on open).
+const ACCOUNT_TOTALS_READY: &str = "account_totals_ready";
 /// sequence -> one leg (append-only).
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 const HOLDS: TableDefinition<&str, &[u8]> = TableDefinition::new("holds");
@@ -91,6 +97,86 @@ struct StoredEntry {
     amount_nanos: i64,
 }
 
+/// Sums of one account's transfers, by kind, in nano-dollars.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct KindTotals {
+    top_up: i64,
+    usage: i64,
+    refund: i64,
+}
+
+impl KindTotals {
+    fn add(&mut self, kind: TransferKind, amount_nanos: i64) {
+        match kind {
+            TransferKind::TopUp => self.top_up += amount_nanos,
+            TransferKind::Usage => self.usage += amount_nanos,
+            TransferKind::Refund => self.refund += amount_nanos,
+        }
+    }
+
+    fn encode(&self) -> [u8; 24] {
+        let mut out = [0; 24];
+        out[..8].copy_from_slice(&self.top_up.to_le_bytes());
+        out[8..16].copy_from_slice(&self.usage.to_le_bytes());
+        out[16..].copy_from_slice(&self.refund.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> anyhow::Result<KindTotals> {
+        let field = |i: usize| -> anyhow::Result<i64> {
+            let raw = bytes
+                .get(i * 8..i * 8 + 8)
+                .ok_or_else(|| anyhow::anyhow!("account totals of {} bytes", bytes.len()))?;
+            Ok(i64::from_le_bytes(raw.try_into()?))
+        };
+        if bytes.len() != 24 {
+            anyhow::bail!("account totals of {} bytes", bytes.len());
+        }
+        Ok(KindTotals {
+            top_up: field(0)?,
+            usage: field(1)?,
+            refund: field(2)?,
+        })
+    }
+
+    fn read(
+        table: &impl ReadableTable<&'static str, &'static [u8]>,
+        account_id: &str,
+    ) -> anyhow::Result<KindTotals> {
+        table
+            .get(account_id)?
+            .map_or(Ok(KindTotals::default()), |v| KindTotals::decode(v.value()))
+    }
+}
+
+/// Fills `ACCOUNT_TOTALS` from every transfer, once, for a store written
+/// before the table existed; a no-op afterwards.
+fn backfill_account_totals(txn: &redb::WriteTransaction) -> anyhow::Result<()> {
+    let mut sequences = txn.open_table(SEQUENCES)?;
+    if sequences.get(ACCOUNT_TOTALS_READY)?.is_some() {
+        return Ok(());
+    }
+    let mut sums: HashMap<String, KindTotals> = HashMap::new();
+    for row in txn.open_table(TRANSFERS)?.iter()? {
+        let t = serde_json::from_slice::<StoredTransfer>(row?.1.value())?.transfer;
+        sums.entry(t.account_id)
+            .or_default()
+            .add(t.kind, t.amount_nanos);
+    }
+    if !sums.is_empty() {
+        tracing::info!(
+            accounts = sums.len(),
+            "summed up existing transfers per account"
+        );
+    }
+    let mut totals = txn.open_table(ACCOUNT_TOTALS)?;
+    for (account, sum) in sums {
+        totals.insert(account.as_str(), sum.encode().as_slice())?;
+    }
+    sequences.insert(ACCOUNT_TOTALS_READY, 1)?;
+    Ok(())
+}
+
 #[derive(Serialize, Deserialize)]
 struct StoredHold {
     account_id: String,
@@ -119,6 +205,7 @@ fn post(
     transfers: &mut Table<&str, &[u8]>,
     entries: &mut Table<u64, &[u8]>,
     balances: &mut Table<&str, i64>,
+    totals: &mut Table<&str, &[u8]>,
     sequences: &mut Table<&str, u64>,
     batch: &[Transfer],
     now: DateTime<Utc>,
@@ -126,6 +213,7 @@ fn post(
     let mut next = sequences.get(ENTRY_SEQUENCE)?.map_or(0, |v| v.value());
     let first = next;
     let mut touched: HashMap<&str, i64> = HashMap::new();
+    let mut sums: HashMap<&str, KindTotals> = HashMap::new();
     let mut posted = Vec::with_capacity(batch.len());
     for transfer in batch {
         if transfers.get(transfer.id.as_str())?.is_some() {
@@ -146,6 +234,11 @@ fn post(
             };
             *balance += amount;
         }
+        let sum = match sums.entry(transfer.account_id.as_str()) {
+            Entry::Occupied(sum) => sum.into_mut(),
+            Entry::Vacant(slot) => slot.insert(KindTotals::read(totals, &transfer.account_id)?),
+        };
+        sum.add(transfer.kind, transfer.amount_nanos);
         write_json(
             transfers,
             &transfer.id,
@@ -161,6 +254,9 @@ fn post(
     }
     for (account, balance) in touched {
         balances.insert(account, balance)?;
+    }
+    for (account, sum) in sums {
+        totals.insert(account, sum.encode().as_slice())?;
     }
     Ok(posted)
 }
@@ -304,6 +400,8 @@ impl EmbeddedStore {
             txn.open_table(KEY_TOTALS)?;
             txn.open_table(TRANSFERS)?;
             txn.open_table(ENTRIES)?;
+            txn.open_table(ACCOUNT_TOTALS)?;
+            backfill_account_totals(&txn)?;
             txn.open_table(HOLDS)?;
             txn.open_table(USAGE_DAILY)?;
             txn.open_table(KEY_DAILY)?;
@@ -615,19 +713,8 @@ impl Store for EmbeddedStore {
                 .open_table(BALANCES)?
                 .get(account_id.as_str())?
                 .map_or(0, |v| v.value());
-            let (mut credits, mut usage, mut refunds) = (0, 0, 0);
-            for row in txn.open_table(TRANSFERS)?.iter()? {
-                let stored: StoredTransfer = serde_json::from_slice(row?.1.value())?;
-                let t = stored.transfer;
-                if t.account_id != account_id {
-                    continue;
-                }
-                match t.kind {
-                    TransferKind::TopUp => credits += t.amount_nanos,
-                    TransferKind::Usage => usage += t.amount_nanos,
-                    TransferKind::Refund => refunds += t.amount_nanos,
-                }
-            }
+            let sums = KindTotals::read(&txn.open_table(ACCOUNT_TOTALS)?, &account_id)?;
+            let (credits, usage, refunds) = (sums.top_up, sums.usage, sums.refund);
             let mut held = 0;
             for row in txn.open_table(HOLDS)?.iter()? {
                 let hold: StoredHold = serde_json::from_slice(row?.1.value())?;
@@ -663,6 +750,7 @@ impl Store for EmbeddedStore {
                     &mut txn.open_table(TRANSFERS)?,
                     &mut txn.open_table(ENTRIES)?,
                     &mut balances,
+                    &mut txn.open_table(ACCOUNT_TOTALS)?,
                     &mut txn.open_table(SEQUENCES)?,
                     std::slice::from_ref(&transfer),
                     Utc::now(),
@@ -721,12 +809,34 @@ impl Store for EmbeddedStore {
             }
             let transfers = txn.open_table(TRANSFERS)?;
             let mut usage_debits: BTreeMap<String, i64> = BTreeMap::new();
+            let mut sums: BTreeMap<String, KindTotals> = BTreeMap::new();
             for row in transfers.iter()? {
                 let stored: StoredTransfer = serde_json::from_slice(row?.1.value())?;
                 check.transfers += 1;
-                if stored.transfer.kind == TransferKind::Usage {
-                    usage_debits.insert(stored.transfer.id, stored.transfer.amount_nanos);
+                let t = stored.transfer;
+                sums.entry(t.account_id.clone())
+                    .or_default()
+                    .add(t.kind, t.amount_nanos);
+                if t.kind == TransferKind::Usage {
+                    usage_debits.insert(t.id, t.amount_nanos);
                 }
+            }
+            let totals = txn.open_table(ACCOUNT_TOTALS)?;
+            for row in totals.iter()? {
+                let (account, stored) = row?;
+                let stored = KindTotals::decode(stored.value())?;
+                let summed = sums.remove(account.value()).unwrap_or_default();
+                if stored != summed {
+                    check.violations.push(format!(
+                        "account {}: totals {stored:?} but its transfers add up to {summed:?}",
+                        account.value()
+                    ));
+                }
+            }
+            for (account, summed) in sums {
+                check.violations.push(format!(
+                    "account {account}: transfers add up to {summed:?} but it has no totals"
+                ));
             }
             for row in txn.open_table(GENERATIONS)?.iter()? {
                 let generation = decode_generation(row?.1.value())?;
@@ -1142,11 +1252,13 @@ fn apply_rollups(txn: &redb::WriteTransaction, r: &Rollups) -> anyhow::Result<()
         let mut transfers = txn.open_table(TRANSFERS)?;
         let mut entries = txn.open_table(ENTRIES)?;
         let mut balances = txn.open_table(BALANCES)?;
+        let mut totals = txn.open_table(ACCOUNT_TOTALS)?;
         let mut sequences = txn.open_table(SEQUENCES)?;
         post(
             &mut transfers,
             &mut entries,
             &mut balances,
+            &mut totals,
             &mut sequences,
             &r.debits,
             now,
@@ -1344,5 +1456,107 @@ mod tests {
         assert!(check.violations.is_empty(), "{:?}", check.violations);
         assert_eq!(check.transfers, 1);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The account summary reads per-account totals kept as transfers
+    /// post; a store written before those totals existed gets them summed
+    /// up once; `check_ledger` compares them with the transfers.
+    #[tokio::test]
+    async fn account_totals_follow_transfers_and_are_summed_up_for_older_stores() {
+        let dir = std::env::temp_dir().join(switchyard_kit::testing::unique_name("embedded_tot"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = EmbeddedStore::open(&dir.join("metering.redb"))
+            .await
+            .unwrap();
+        let db = store.db.clone();
+        let account = serde_json::to_vec(&StoredAccount {
+            created_at: Utc::now(),
+            billing: Billing::Prepaid,
+        })
+        .unwrap();
+        run(&db, move |txn| {
+            let mut accounts = txn.open_table(ACCOUNTS).unwrap();
+            accounts.insert("acct-1", account.as_slice()).unwrap();
+        })
+        .await;
+        let top_up = Transfer {
+            id: "top_up:t1".into(),
+            kind: TransferKind::TopUp,
+            account_id: "acct-1".into(),
+            amount_nanos: 5_000_000,
+            memo: String::new(),
+        };
+        store.post_transfer(top_up.clone()).await.unwrap();
+        store.post_transfer(top_up).await.unwrap(); // a duplicate adds nothing
+        for id in ["gen-a", "gen-b"] {
+            let event = event(id, "0.00003");
+            let cost = event.cost();
+            store
+                .record_usage(vec![UsageRecord { event, cost }])
+                .await
+                .unwrap();
+        }
+        let expect = |summary: AccountSummary| {
+            assert_eq!(summary.total_credits_nanos, 5_000_000);
+            assert_eq!(summary.total_usage_nanos, 2 * 1_590_000);
+            assert_eq!(summary.balance_nanos, 5_000_000 - 2 * 1_590_000);
+        };
+        expect(store.account("acct-1", Utc::now()).await.unwrap().unwrap());
+        let check = store.check_ledger().await.unwrap();
+        assert!(check.violations.is_empty(), "{:?}", check.violations);
+
+        // As an earlier version left it: no totals, no marker. Opening
+        // sums them up from the transfers.
+        run(&db, |txn| {
+            txn.delete_table(ACCOUNT_TOTALS).unwrap();
+            txn.open_table(SEQUENCES)
+                .unwrap()
+                .remove(ACCOUNT_TOTALS_READY)
+                .unwrap();
+        })
+        .await;
+        run(&db, |txn| backfill_account_totals(txn).unwrap()).await;
+        expect(store.account("acct-1", Utc::now()).await.unwrap().unwrap());
+        let check = store.check_ledger().await.unwrap();
+        assert!(check.violations.is_empty(), "{:?}", check.violations);
+
+        // Totals that disagree with the transfers are reported.
+        let wrong = KindTotals {
+            top_up: 1,
+            ..KindTotals::default()
+        };
+        run(&db, move |txn| {
+            let mut totals = txn.open_table(ACCOUNT_TOTALS).unwrap();
+            totals.insert("acct-1", wrong.encode().as_slice()).unwrap();
+        })
+        .await;
+        let check = store.check_ledger().await.unwrap();
+        assert_eq!(check.violations.len(), 1, "{:?}", check.violations);
+        assert!(check.violations[0].contains("acct-1"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Runs `f` in a write transaction of `db` and commits it.
+    async fn run(db: &Arc<Database>, f: impl FnOnce(&redb::WriteTransaction) + Send + 'static) {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write().unwrap();
+            f(&txn);
+            txn.commit().unwrap();
+        })
+        .await
+        .unwrap();
+    }
+
+    #[test]
+    fn account_totals_round_trip_and_refuse_the_wrong_length() {
+        let totals = KindTotals {
+            top_up: i64::MAX,
+            usage: -3,
+            refund: 7,
+        };
+        assert_eq!(KindTotals::decode(&totals.encode()).unwrap(), totals);
+        assert!(KindTotals::decode(&[0; 23]).is_err());
+        assert!(KindTotals::decode(&[0; 25]).is_err());
     }
 }
