@@ -818,12 +818,12 @@ impl Store for PostgresStore {
         let row: Option<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
             "SELECT a.billing,
                     COALESCE(l.balance_nanos, 0),
-                    COALESCE((SELECT SUM(amount_nanos) FROM metering.transfers
-                              WHERE account_id = a.id AND kind = 'top_up'), 0)::bigint,
-                    COALESCE((SELECT SUM(amount_nanos) FROM metering.transfers
-                              WHERE account_id = a.id AND kind = 'usage'), 0)::bigint,
-                    COALESCE((SELECT SUM(amount_nanos) FROM metering.transfers
-                              WHERE account_id = a.id AND kind = 'refund'), 0)::bigint,
+                    COALESCE((SELECT amount_nanos FROM metering.account_totals
+                              WHERE account_id = a.id AND kind = 'top_up'), 0),
+                    COALESCE((SELECT amount_nanos FROM metering.account_totals
+                              WHERE account_id = a.id AND kind = 'usage'), 0),
+                    COALESCE((SELECT amount_nanos FROM metering.account_totals
+                              WHERE account_id = a.id AND kind = 'refund'), 0),
                     COALESCE((SELECT SUM(amount_nanos) FROM metering.holds
                               WHERE account_id = a.id AND open AND expires_at > $2), 0)::bigint
              FROM metering.accounts a
@@ -928,6 +928,22 @@ impl Store for PostgresStore {
         for (id, cached, entries) in drift {
             check.violations.push(format!(
                 "account {id}: balance {cached} but entries sum to {entries}"
+            ));
+        }
+        let totals: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT COALESCE(t.account_id, s.account_id), COALESCE(t.kind, s.kind),
+                    COALESCE(t.amount_nanos, 0), COALESCE(s.amount_nanos, 0)::bigint
+             FROM metering.account_totals t
+             FULL JOIN (SELECT account_id, kind, SUM(amount_nanos) AS amount_nanos
+                        FROM metering.transfers GROUP BY account_id, kind) s
+               ON s.account_id = t.account_id AND s.kind = t.kind
+             WHERE COALESCE(t.amount_nanos, 0) <> COALESCE(s.amount_nanos, 0) LIMIT 20",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        for (account, kind, kept, summed) in totals {
+            check.violations.push(format!(
+                "account {account}: {kind} total {kept} but its transfers add up to {summed}"
             ));
         }
         let unbilled: Vec<(String, i64, Option<i64>)> = sqlx::query_as(

@@ -657,6 +657,33 @@ async fn postgres_refuses_writes_that_would_corrupt_the_ledger() {
     }
     assert_balanced(&metering).await;
 
+    // The account's totals follow transfers however they are inserted (a
+    // trigger keeps them, not the service), and drift is reported.
+    let summary = metering.account(&account).await.unwrap();
+    assert_eq!(summary.total_credits_nanos, 5_000_000 + 14);
+    let nudge = |by: i64| {
+        format!(
+            "UPDATE metering.account_totals SET amount_nanos = amount_nanos + {by}
+             WHERE account_id = '{account}' AND kind = 'top_up'"
+        )
+    };
+    sqlx::raw_sql(&nudge(1)).execute(&mut db).await.unwrap();
+    let summary = metering.account(&account).await.unwrap();
+    assert_eq!(
+        summary.total_credits_nanos,
+        5_000_000 + 15,
+        "read from the totals"
+    );
+    let check = metering.check_ledger().await.unwrap();
+    assert_eq!(check.violations.len(), 1, "{:?}", check.violations);
+    assert!(
+        check.violations[0].contains(&account),
+        "{:?}",
+        check.violations
+    );
+    sqlx::raw_sql(&nudge(-1)).execute(&mut db).await.unwrap();
+    assert_balanced(&metering).await;
+
     // The checks keep index lookups however small the tables were when
     // their plans were cached (a cached sequential scan would read the whole
     // ledger on every batch).
@@ -667,4 +694,63 @@ async fn postgres_refuses_writes_that_would_corrupt_the_ledger() {
     .await
     .unwrap();
     assert_eq!(settings, ["enable_seqscan=off"]);
+}
+
+/// A database that already holds transfers when the totals arrive
+/// (migration 0005) gets them summed up, and later ones are added.
+#[tokio::test]
+async fn postgres_totals_cover_transfers_posted_before_they_existed() {
+    use sqlx::Connection;
+    let config = crate::support::postgres_config().await;
+    let url = config.database_url.clone().expect("a Postgres URL");
+    let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+    let all = sqlx::migrate!("./migrations");
+    let before = sqlx::migrate::Migrator {
+        migrations: all
+            .migrations
+            .iter()
+            .filter(|m| m.version < 5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    before.run(&mut db).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO metering.transfers (id, kind, account_id, amount_nanos) VALUES
+         ('top_up:a1', 'top_up', 'acct-a', 100), ('top_up:a2', 'top_up', 'acct-a', 50),
+         ('usage:g1', 'usage', 'acct-a', 7), ('refund:r1', 'refund', 'acct-a', 3),
+         ('usage:g2', 'usage', 'acct-b', 9)",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    all.run(&mut db).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO metering.transfers (id, kind, account_id, amount_nanos)
+         VALUES ('usage:g3', 'usage', 'acct-a', 11)",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let totals: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT account_id, kind, amount_nanos FROM metering.account_totals
+         ORDER BY account_id, kind",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    let expected = [
+        ("acct-a", "refund", 3),
+        ("acct-a", "top_up", 150),
+        ("acct-a", "usage", 18),
+        ("acct-b", "usage", 9),
+    ];
+    assert_eq!(
+        totals,
+        expected
+            .iter()
+            .map(|(a, k, n)| (a.to_string(), k.to_string(), *n))
+            .collect::<Vec<_>>()
+    );
 }
