@@ -1403,11 +1403,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_store_holding_json_generations_reads_and_checks_them() {
-        let dir = std::env::temp_dir().join(switchyard_kit::testing::unique_name("embedded_gen"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = EmbeddedStore::open(&dir.join("metering.redb"))
-            .await
-            .unwrap();
+        let (dir, store) = fresh_store("embedded_gen").await;
 
         // A generation recorded now, and a free one left by an earlier
         // version as JSON.
@@ -1463,11 +1459,7 @@ mod tests {
     /// up once; `check_ledger` compares them with the transfers.
     #[tokio::test]
     async fn account_totals_follow_transfers_and_are_summed_up_for_older_stores() {
-        let dir = std::env::temp_dir().join(switchyard_kit::testing::unique_name("embedded_tot"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = EmbeddedStore::open(&dir.join("metering.redb"))
-            .await
-            .unwrap();
+        let (dir, store) = fresh_store("embedded_tot").await;
         let db = store.db.clone();
         let account = serde_json::to_vec(&StoredAccount {
             created_at: Utc::now(),
@@ -1534,6 +1526,16 @@ mod tests {
         assert_eq!(check.violations.len(), 1, "{:?}", check.violations);
         assert!(check.violations[0].contains("acct-1"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A store in a new directory under the system's temporary one.
+    async fn fresh_store(prefix: &str) -> (std::path::PathBuf, EmbeddedStore) {
+        let dir = std::env::temp_dir().join(switchyard_kit::testing::unique_name(prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = EmbeddedStore::open(&dir.join("metering.redb"))
+            .await
+            .unwrap();
+        (dir, store)
     }
 
     /// Runs `f` in a write transaction of `db` and commits it.
