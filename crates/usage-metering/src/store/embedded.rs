@@ -123,19 +123,16 @@ impl KindTotals {
     }
 
     fn decode(bytes: &[u8]) -> anyhow::Result<KindTotals> {
-        let field = |i: usize| -> anyhow::Result<i64> {
-            let raw = bytes
-                .get(i * 8..i * 8 + 8)
-                .ok_or_else(|| anyhow::anyhow!("account totals of {} bytes", bytes.len()))?;
-            Ok(i64::from_le_bytes(raw.try_into()?))
+        let bytes: &[u8; 24] = bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("account totals of {} bytes", bytes.len()))?;
+        let field = |i: usize| {
+            i64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 of 24 bytes"))
         };
-        if bytes.len() != 24 {
-            anyhow::bail!("account totals of {} bytes", bytes.len());
-        }
         Ok(KindTotals {
-            top_up: field(0)?,
-            usage: field(1)?,
-            refund: field(2)?,
+            top_up: field(0),
+            usage: field(1),
+            refund: field(2),
         })
     }
 
@@ -1419,18 +1416,14 @@ mod tests {
             cost: Cost::default(),
             app_id: None,
         };
-        let db = store.db.clone();
         let legacy = serde_json::to_vec(&old).unwrap();
-        tokio::task::spawn_blocking(move || {
-            let txn = db.begin_write().unwrap();
+        run(&store.db, move |txn| {
             txn.open_table(GENERATIONS)
                 .unwrap()
                 .insert("gen-old", legacy.as_slice())
                 .unwrap();
-            txn.commit().unwrap();
         })
-        .await
-        .unwrap();
+        .await;
 
         let read = store
             .get_generation("gen-new", "acct-1")
@@ -1507,7 +1500,11 @@ mod tests {
                 .unwrap();
         })
         .await;
-        run(&db, |txn| backfill_account_totals(txn).unwrap()).await;
+        drop((store, db)); // the last handles on the file
+        let store = EmbeddedStore::open(&dir.join("metering.redb"))
+            .await
+            .unwrap();
+        let db = store.db.clone();
         expect(store.account("acct-1", Utc::now()).await.unwrap().unwrap());
         let check = store.check_ledger().await.unwrap();
         assert!(check.violations.is_empty(), "{:?}", check.violations);
