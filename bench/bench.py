@@ -147,6 +147,7 @@ class Run:
                 slow_host_port=slow["addr"],
                 watched=sim_procs,
             )
+            self.busy_neighbour()
         if "microservices" in wanted:
             self.microservices(seed, sim_procs)
         if "all-in-one" in wanted:
@@ -199,6 +200,26 @@ max_completion_tokens = 4096
         with open(path, "w") as f:
             f.write("# Written by bench/bench.py for one run.\n" + "".join(blocks))
         return path
+
+    def busy_neighbour(self):
+        """The direct one-connection cell again, with one busy loop at idle
+        priority (SCHED_IDLE) beside it: how long this machine leaves a woken
+        task waiting behind work on the other core. Any deployment that runs
+        its database on the same cores has such work."""
+        a = self.args
+        spin = "import os\nos.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\nwhile True: pass\n"
+        spinner = subprocess.Popen([sys.executable, "-c", spin])
+        try:
+            time.sleep(0.5)
+            result, command = load.wrk(self.direct_url, self.body_file(MODEL, False), None, 1, a.seconds, a.wrk_threads)
+        finally:
+            spinner.kill()
+            spinner.wait()
+        result.update(command=command)
+        self.results["busy_neighbour"] = result
+        p = result["latency_us"]["p"]
+        print(f"  json   c=1    direct, one idle-priority busy loop beside it: p50 {p['50']/1000:7.3f} ms  "
+              f"p90 {p['90']/1000:7.3f} ms  p99 {p['99']/1000:7.3f} ms", flush=True)
 
     def microservices(self, seed, sim_procs):
         a = self.args

@@ -124,6 +124,22 @@ def write(path, results, args, commands, micro_text=None):
             f"{b['mode']} before {t}: {ms(b['latency_us']['p']['50'])} / {ms(b['latency_us']['p']['99'])}"
             for t, b in repeats) + ".\n")
 
+    busy = results.get("busy_neighbour")
+    quiet = cell(results, "direct", "json", 1)
+    if busy and quiet:
+        w("### Wake-ups next to a busy core\n")
+        w("The direct non-streaming cell again, with one busy loop at idle priority (`SCHED_IDLE`) "
+          "running beside it. Where its p99 grows to milliseconds, this machine lets a woken process "
+          "wait behind whatever runs on the other core, up to a scheduler tick; any work that keeps "
+          "a core busy for a while (a database commit on the same machine) then shows in every "
+          "target's p99, the simulator's own included.\n")
+        w("| direct, non-streaming, 1 connection | p50 | p90 | p99 |")
+        w("|---|---:|---:|---:|")
+        for name, c in (("quiet", quiet), ("one idle-priority busy loop beside it", busy)):
+            p = c["latency_us"]["p"]
+            w(f"| {name} | {ms(p['50'])} | {ms(p['90'])} | {ms(p['99'])} |")
+        w("")
+
     w("## Throughput\n")
     w("Closed loop: each connection sends its next request when the previous answer is complete. "
       "*CPU/req* is the CPU time (user + system) of Switchyard's processes divided by the requests served.\n")
@@ -181,6 +197,8 @@ def write(path, results, args, commands, micro_text=None):
     w("Load cells (`bench/post.lua` reads the body file and key from the environment):\n")
     w("```sh")
     seen = set()
+    if busy:
+        w(f"# direct, beside: python3 -c '<busy loop at SCHED_IDLE>' &\n{busy['command']}")
     for t in targets:
         for c in results["targets"][t]["cells"]:
             if c["command"] not in seen:
