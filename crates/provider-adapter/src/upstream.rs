@@ -276,47 +276,64 @@ async fn stream(
     mut decoder: Decoder,
     emitter: &mut Emitter<'_>,
 ) -> Result<(), Stop> {
-    emitter.started(upstream_id(&response), status).await?;
+    // `Started` goes out with the first piece rather than on its own: the
+    // router waits for content to commit, so a lone `Started` only woke it
+    // for nothing (one write and one wake-up fewer per stream). A stream
+    // that ends or fails before any piece still announces it first.
+    let mut started = Some(upstream_id(&response));
     let mut body = response.bytes_stream();
     let mut parser = SseParser::new();
     let mut events = Vec::new();
     let mut pieces = Vec::new();
     let malformed = |_| UpstreamFailure::bad_response("upstream sent a malformed event stream");
     let mut ended = false;
-    while !emitter.done && !ended {
-        let (deadline, limit) = deadlines.next_chunk(emitter.first_token_seen);
-        let next = timeout_at(deadline, body.next())
-            .await
-            .map_err(|_| deadlines.failure(limit))?;
-        match next {
-            Some(Ok(bytes)) => parser.push(&bytes, &mut events).map_err(malformed)?,
-            // A connection dropped after the finish lost nothing that matters.
-            Some(Err(_)) if emitter.finished => break,
-            Some(Err(_)) => {
-                return Err(UpstreamFailure::bad_response(
-                    "upstream stream was cut before it finished",
-                )
-                .into());
+    let relayed = async {
+        while !emitter.done && !ended {
+            let (deadline, limit) = deadlines.next_chunk(emitter.first_token_seen);
+            let next = timeout_at(deadline, body.next())
+                .await
+                .map_err(|_| deadlines.failure(limit))?;
+            match next {
+                Some(Ok(bytes)) => parser.push(&bytes, &mut events).map_err(malformed)?,
+                // A connection dropped after the finish lost nothing that matters.
+                Some(Err(_)) if emitter.finished => break,
+                Some(Err(_)) => {
+                    return Err(UpstreamFailure::bad_response(
+                        "upstream stream was cut before it finished",
+                    )
+                    .into());
+                }
+                None => {
+                    parser.finish(&mut events).map_err(malformed)?;
+                    ended = true;
+                }
             }
-            None => {
-                parser.finish(&mut events).map_err(malformed)?;
-                ended = true;
+            for event in events.drain(..) {
+                decoder.event(&event, &mut pieces)?;
+                for piece in pieces.drain(..) {
+                    if let Some(id) = started.take() {
+                        emitter.started(id, status).await?;
+                    }
+                    emitter.piece(piece).await?;
+                }
+                if emitter.done {
+                    break;
+                }
             }
         }
-        for event in events.drain(..) {
-            decoder.event(&event, &mut pieces)?;
-            for piece in pieces.drain(..) {
-                emitter.piece(piece).await?;
-            }
-            if emitter.done {
-                break;
-            }
+        if !emitter.finished && !emitter.done {
+            return Err(
+                UpstreamFailure::bad_response("upstream stream ended before it finished").into(),
+            );
         }
+        Ok(())
     }
-    if !emitter.finished && !emitter.done {
-        return Err(
-            UpstreamFailure::bad_response("upstream stream ended before it finished").into(),
-        );
+    .await;
+    match started {
+        Some(id) => {
+            let announced = emitter.started(id, status).await;
+            relayed.and(announced)
+        }
+        None => relayed,
     }
-    Ok(())
 }

@@ -37,8 +37,9 @@ async fn streaming_and_whole_answers_match_the_openai_reference() {
                 panic!("expected started first: {events:?}")
             };
             assert_eq!(started.upstream_status, 200);
-            // Started goes out when the headers arrive; Gemini names its
-            // response only in the body, so a Gemini stream has no id yet.
+            // A stream's Started carries the id from the upstream's headers;
+            // Gemini names its response only in the body, so a Gemini
+            // stream's has none.
             let named = !(stream && wire == WireFormat::Gemini);
             assert_eq!(!started.upstream_id.is_empty(), named, "{wire:?} {stream}");
             assert_eq!(content(&events), content(&reference), "{wire:?} {stream}");

@@ -196,3 +196,31 @@ async fn requests_the_adapter_cannot_serve_are_grpc_errors() {
     );
     assert_eq!(usage(&events).completion_tokens, 24);
 }
+
+/// A stream announces `Started` with its first piece, not when the
+/// upstream's headers arrive: the router waits for content anyway, and a
+/// lone `Started` cost it a wake-up. The simulator sends its headers at
+/// once and its first chunk after the TTFT, so nothing may arrive before
+/// the TTFT has passed, and then `Started` and the role delta together.
+#[tokio::test]
+async fn a_stream_announces_started_with_its_first_piece() {
+    let app = TestApp::start().await;
+    let request = with_headers(app.request("sim-small", true), &[("x-sim-ttft-ms", "300")]);
+    let asked = Instant::now();
+    let mut stream = app
+        .client
+        .clone()
+        .generate(request)
+        .await
+        .expect("generate")
+        .into_inner();
+    let first = stream.message().await.expect("first").expect("an event");
+    assert!(
+        asked.elapsed() >= Duration::from_millis(250),
+        "Started went out before the first chunk: after {:?}",
+        asked.elapsed()
+    );
+    assert!(matches!(first.event, Some(Event::Started(_))), "{first:?}");
+    let second = stream.message().await.expect("second").expect("an event");
+    assert!(matches!(second.event, Some(Event::Delta(_))), "{second:?}");
+}
