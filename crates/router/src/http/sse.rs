@@ -64,18 +64,12 @@ pub async fn respond<F: StreamFormat>(
         Phase::Committed(c) => completion_headers(c),
         _ => Vec::new(),
     });
-    let mut state = SseState::<F> {
+    let state = SseState::<F> {
         phase,
         keepalive,
         generation_id,
         opened: false,
-        ready: None,
     };
-    if matches!(state.phase, Phase::Committed(_)) {
-        // The first events are at hand: rendered now, they leave in the
-        // response's first write, with its head.
-        state.ready = state.next().await;
-    }
     let stream = futures_util::stream::unfold(state, |mut s| async move {
         s.next().await.map(|bytes| (Ok::<_, Infallible>(bytes), s))
     });
@@ -110,32 +104,17 @@ struct SseState<F> {
     keepalive: Duration,
     generation_id: String,
     opened: bool,
-    /// A frame rendered before the response went out.
-    ready: Option<Bytes>,
 }
 
 impl<F: StreamFormat> SseState<F> {
     async fn next(&mut self) -> Option<Bytes> {
-        if let Some(bytes) = self.ready.take() {
-            return Some(bytes);
-        }
-        // Bytes that leave with the first events rather than in a write of
-        // their own: the opening comment when the engine committed before
-        // the 200 went out (its first events are then at hand), and the
-        // format's opening event. The client is woken once, by its first
-        // content, instead of once per piece.
-        let mut held: Option<Bytes> = None;
         if !self.opened {
             self.opened = true;
-            let opening = Bytes::from_static(KEEPALIVE);
-            if !matches!(self.phase, Phase::Committed(_)) {
-                return Some(opening);
-            }
-            held = Some(opening);
+            return Some(Bytes::from_static(KEEPALIVE));
         }
         loop {
             match std::mem::replace(&mut self.phase, Phase::Finished) {
-                Phase::Finished => return held,
+                Phase::Finished => return None,
                 Phase::Waiting(mut rx) => match tokio::time::timeout(self.keepalive, &mut rx).await
                 {
                     Err(_) => {
@@ -154,19 +133,20 @@ impl<F: StreamFormat> SseState<F> {
                 Phase::Committed(committed) => {
                     let (format, opening) = F::start(&committed);
                     self.phase = Phase::Streaming(committed, format);
-                    held = join(held, opening);
+                    if let Some(bytes) = opening {
+                        return Some(bytes);
+                    }
                 }
                 Phase::Streaming(mut committed, mut format) => {
                     match tokio::time::timeout(self.keepalive, committed.events.recv()).await {
                         Err(_) => {
                             self.phase = Phase::Streaming(committed, format);
-                            return join(held, Some(Bytes::from_static(KEEPALIVE)));
+                            return Some(Bytes::from_static(KEEPALIVE));
                         }
-                        Ok(None) => return held,
+                        Ok(None) => return None,
                         Ok(Some(event)) => {
                             let bytes = render_burst(&mut format, &mut committed, event).await;
                             self.phase = Phase::Streaming(committed, format);
-                            let bytes = join(held.take(), bytes);
                             if bytes.is_some() {
                                 return bytes;
                             }
@@ -175,14 +155,6 @@ impl<F: StreamFormat> SseState<F> {
                 }
             }
         }
-    }
-}
-
-/// `a` then `b`, as one frame.
-fn join(a: Option<Bytes>, b: Option<Bytes>) -> Option<Bytes> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(Bytes::from([a, b].concat())),
-        (a, b) => a.or(b),
     }
 }
 
@@ -218,7 +190,10 @@ async fn render_burst<F: StreamFormat>(
         let Ok(next) = committed.events.try_recv() else {
             continue;
         };
-        frame = join(frame, render_ready(format, committed, next));
+        frame = match (frame, render_ready(format, committed, next)) {
+            (Some(a), Some(b)) => Some(Bytes::from([a, b].concat())),
+            (a, b) => a.or(b),
+        };
     }
     frame
 }
@@ -325,70 +300,6 @@ mod tests {
         tx.send(Event::Delta(Default::default())).await.unwrap();
         let first = committed.events.recv().await.unwrap();
         assert!(render_ready(&mut Reasons, &mut committed, first).is_none());
-    }
-
-    /// [`Reasons`] with an opening event, as Anthropic's `message_start`.
-    struct Opened;
-
-    impl StreamFormat for Opened {
-        fn start(_: &Committed) -> (Opened, Option<Bytes>) {
-            (Opened, Some(Bytes::from_static(b"start\n")))
-        }
-        fn render(&mut self, event: Event) -> Option<Bytes> {
-            Reasons.render(event)
-        }
-        fn error_before_commit(_: &str, _: ApiError) -> Bytes {
-            Bytes::new()
-        }
-    }
-
-    fn sse<F>(phase: Phase<F>) -> SseState<F> {
-        SseState {
-            phase,
-            keepalive: Duration::from_secs(3600),
-            generation_id: "gen-1".into(),
-            opened: false,
-            ready: None,
-        }
-    }
-
-    /// Committed before the 200 went out: the opening comment, the
-    /// format's opening event and the first burst leave in one frame, so
-    /// the client is woken once, by content. Still waiting for a commit:
-    /// the comment goes out alone at once, and the opening event joins the
-    /// first burst once the stream commits.
-    #[tokio::test]
-    async fn the_opening_pieces_leave_with_the_first_events() {
-        let (tx, events) = mpsc::channel(16);
-        tx.send(finish("a")).await.unwrap();
-        tx.send(finish("b")).await.unwrap();
-        drop(tx);
-        let mut stream = sse::<Opened>(Phase::Committed(committed(events)));
-        assert_eq!(
-            stream.next().await.as_deref(),
-            Some(&b": OPENROUTER PROCESSING\n\nstart\na\nb\n"[..])
-        );
-        assert!(stream.next().await.is_none());
-
-        let (started, rx) = oneshot::channel::<Started>();
-        let mut stream = sse::<Opened>(Phase::Waiting(rx));
-        assert_eq!(stream.next().await.as_deref(), Some(KEEPALIVE));
-        let (tx, events) = mpsc::channel(16);
-        started.send(Ok(committed(events))).ok().unwrap();
-        tx.send(finish("c")).await.unwrap();
-        drop(tx);
-        assert_eq!(stream.next().await.as_deref(), Some(&b"start\nc\n"[..]));
-        assert!(stream.next().await.is_none());
-
-        // A stream that ends before any event still sends what it held.
-        let (tx, events) = mpsc::channel::<Event>(16);
-        drop(tx);
-        let mut stream = sse::<Opened>(Phase::Committed(committed(events)));
-        assert_eq!(
-            stream.next().await.as_deref(),
-            Some(&b": OPENROUTER PROCESSING\n\nstart\n"[..])
-        );
-        assert!(stream.next().await.is_none());
     }
 
     /// The next event of a burst arrives scheduler passes later (as an
