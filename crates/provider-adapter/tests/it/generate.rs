@@ -207,13 +207,7 @@ async fn a_stream_announces_started_with_its_first_piece() {
     let app = TestApp::start().await;
     let request = with_headers(app.request("sim-small", true), &[("x-sim-ttft-ms", "300")]);
     let asked = Instant::now();
-    let mut stream = app
-        .client
-        .clone()
-        .generate(request)
-        .await
-        .expect("generate")
-        .into_inner();
+    let mut stream = app.open(request).await;
     let first = stream.message().await.expect("first").expect("an event");
     assert!(
         asked.elapsed() >= Duration::from_millis(250),

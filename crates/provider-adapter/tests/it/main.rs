@@ -104,14 +104,20 @@ impl TestApp {
     }
 
     pub async fn generate(&self, request: GenerateRequest) -> Vec<Event> {
-        let stream = self
-            .client
+        collect(self.open(request).await).await
+    }
+
+    /// The call's stream of events, read as the test goes.
+    pub async fn open(
+        &self,
+        request: GenerateRequest,
+    ) -> Streaming<switchyard_proto::provider::v1::GenerateResponse> {
+        self.client
             .clone()
             .generate(request)
             .await
             .expect("generate")
-            .into_inner();
-        collect(stream).await
+            .into_inner()
     }
 }
 
