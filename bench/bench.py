@@ -211,6 +211,10 @@ max_completion_tokens = 4096
         spinner = subprocess.Popen([sys.executable, "-c", spin])
         try:
             time.sleep(0.5)
+            if spinner.poll() is not None:
+                # Without its busy loop the cell would pass for one measured beside it.
+                raise RuntimeError(f"the idle-priority busy loop exited ({spinner.returncode}); "
+                                   "this needs Linux's SCHED_IDLE")
             result, command = load.wrk(self.direct_url, self.body_file(MODEL, False), None, 1, a.seconds, a.wrk_threads)
         finally:
             spinner.kill()
