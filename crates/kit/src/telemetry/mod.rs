@@ -8,6 +8,7 @@
 #[cfg(feature = "testing")]
 pub mod capture;
 mod json;
+mod text;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -23,6 +24,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 pub use json::JsonLayer;
+pub use text::TextFields;
+use text::{LogFilter, log_filter};
 
 /// Set by the first [`init_with`]; later calls return at once.
 static INSTALLED: AtomicBool = AtomicBool::new(false);
@@ -176,16 +179,30 @@ pub(crate) fn subscriber<W>(
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let env_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let rust_log = std::env::var(EnvFilter::DEFAULT_ENV).ok();
     let logs = match format {
-        LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(writer)
-            .with_ansi(colour_logs())
-            .with_filter(env_filter)
-            .boxed(),
-        LogFormat::Json => JsonLayer::new(writer).with_filter(env_filter).boxed(),
+        LogFormat::Text => filtered(
+            tracing_subscriber::fmt::layer()
+                .fmt_fields(TextFields)
+                .with_writer(writer)
+                .with_ansi(colour_logs()),
+            log_filter(rust_log.as_deref()),
+        ),
+        LogFormat::Json => filtered(JsonLayer::new(writer), log_filter(rust_log.as_deref())),
     };
     Registry::default().with(otel_layer(tracer)).with(logs)
+}
+
+/// `layer` behind the log filter, boxed so both kinds of filter fit.
+fn filtered<S, L>(layer: L, filter: LogFilter) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    L: Layer<S> + Send + Sync + 'static,
+{
+    match filter {
+        LogFilter::Targets(targets) => layer.with_filter(targets).boxed(),
+        LogFilter::Env(env) => layer.with_filter(*env).boxed(),
+    }
 }
 
 /// Colours only for a person at a terminal (and not with `NO_COLOR`): a

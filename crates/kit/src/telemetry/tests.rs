@@ -66,6 +66,37 @@ fn json_lines_carry_the_trace_id_inside_a_span() {
 }
 
 #[test]
+fn text_lines_show_span_fields_but_not_the_otel_ones() {
+    let buffer = Buffer::default();
+    let provider = SdkTracerProvider::builder().build();
+    let subscriber = subscriber(provider.tracer("test"), LogFormat::Text, buffer.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!(
+            "upstream.generate",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            provider = %"sim",
+            attempt = 2,
+            error.type = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", "timeout");
+        tracing::warn!(status = 503, detail = "upstream said \"no\"", "giving up");
+    });
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let line = text.lines().next().expect("one line");
+    assert!(
+        line.contains(
+            r#"upstream.generate{provider=sim attempt=2 error.type="timeout"}: switchyard_kit::telemetry::tests: giving up status=503 detail="upstream said \"no\"""#
+        ),
+        "{line}"
+    );
+    assert!(line.contains("WARN"), "{line}");
+    assert!(!line.contains("otel"), "{line}");
+}
+
+#[test]
 fn init_is_idempotent() {
     init(LogFormat::Text);
     init(LogFormat::Json);
