@@ -45,7 +45,27 @@ def machine():
         "python": platform.python_version(),
         "commit": commit,
         "load average at start": open("/proc/loadavg").read().split(" ", 3)[:3],
+        "cpu idle": cpu_idle(),
     }
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def cpu_idle():
+    """How an idle core sleeps: waking a sleeping (virtual) core is part of
+    every hop between processes, so it moves the one-connection latencies
+    (bench/README.md, "Waking an idle core")."""
+    driver = read("/sys/devices/system/cpu/cpuidle/current_driver") or "?"
+    poll = read("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+    if driver == "haltpoll" and poll is not None:
+        return f"{driver} (guest halt-polling {poll} ns)"
+    return driver
 
 
 def ms(us):
