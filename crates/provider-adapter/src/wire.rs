@@ -3,6 +3,9 @@
 //! bodies. Everything else — sending, deadlines, SSE framing, event
 //! emission — is shared and lives in `upstream`, `sse` and `emit`.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use switchyard_proto::common::v1::ChatRequest;
@@ -34,9 +37,59 @@ impl TryFrom<i32> for Wire {
     }
 }
 
+/// Endpoint URLs built recently, by [`url_key`]. Parsing one costs several
+/// thousand instructions (about 4% of a call's work in the adapter) and the
+/// calls to one endpoint all build the same URL. Bounded: a catalog has a
+/// few hundred endpoints; past the bound the cache starts over.
+static URLS: LazyLock<Mutex<HashMap<String, reqwest::Url>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+const MAX_CACHED_URLS: usize = 4096;
+
+/// One string per distinct URL: the wire, streaming, `base`, a newline,
+/// `model`. A cached `base` never holds a newline (it would not parse), so
+/// the split is unambiguous.
+fn url_key(wire: Wire, base: &str, model: &str, stream: bool) -> String {
+    let mut key = String::with_capacity(base.len() + model.len() + 3);
+    key.push(match wire {
+        Wire::OpenAi => 'o',
+        Wire::Anthropic => 'a',
+        Wire::Gemini => 'g',
+    });
+    key.push(if stream { 's' } else { '-' });
+    key.push_str(base);
+    key.push('\n');
+    key.push_str(model);
+    key
+}
+
 impl Wire {
-    /// The endpoint for `model` under `base` (no trailing slash).
+    /// The endpoint for `model` under `base` (no trailing slash), from the
+    /// cache when this process built it before.
     pub fn url(self, base: &str, model: &str, stream: bool) -> Result<reqwest::Url, AdapterError> {
+        // Only Gemini's URL names the model and whether it streams.
+        let (model, stream) = match self {
+            Wire::Gemini => (model, stream),
+            Wire::OpenAi | Wire::Anthropic => ("", false),
+        };
+        let key = url_key(self, base, model, stream);
+        if let Some(url) = URLS.lock().expect("url cache poisoned").get(&key) {
+            return Ok(url.clone());
+        }
+        let url = self.build_url(base, model, stream)?;
+        let mut urls = URLS.lock().expect("url cache poisoned");
+        if urls.len() >= MAX_CACHED_URLS {
+            urls.clear();
+        }
+        urls.insert(key, url.clone());
+        Ok(url)
+    }
+
+    fn build_url(
+        self,
+        base: &str,
+        model: &str,
+        stream: bool,
+    ) -> Result<reqwest::Url, AdapterError> {
         let parse = |url: &str| {
             reqwest::Url::parse(url).map_err(|_| invalid("target.base_url is not a valid URL"))
         };
@@ -138,5 +191,72 @@ impl Decoder {
             Decoder::Anthropic(decoder) => decoder.whole(body, out),
             Decoder::Gemini(decoder) => decoder.whole(body, out),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_url_is_the_one_a_fresh_parse_builds() {
+        let cases = [
+            (Wire::OpenAi, "http://cache-test.invalid:1/v1", "m", false),
+            (Wire::Anthropic, "http://cache-test.invalid:1/v1", "m", true),
+            (
+                Wire::Gemini,
+                "http://cache-test.invalid:1/v1beta",
+                "a",
+                true,
+            ),
+            (
+                Wire::Gemini,
+                "http://cache-test.invalid:1/v1beta",
+                "a",
+                false,
+            ),
+            (
+                Wire::Gemini,
+                "http://cache-test.invalid:1/v1beta",
+                "b",
+                true,
+            ),
+        ];
+        for (wire, base, model, stream) in cases {
+            let fresh = wire.build_url(base, model, stream).unwrap();
+            // The first call fills the cache (unless another test did), the
+            // second reads it: both equal a fresh parse.
+            assert_eq!(wire.url(base, model, stream).unwrap(), fresh);
+            assert_eq!(wire.url(base, model, stream).unwrap(), fresh);
+        }
+        // OpenAI and Anthropic URLs share an entry whatever the model.
+        assert_eq!(
+            Wire::OpenAi
+                .url("http://cache-test.invalid:1/v1", "other", true)
+                .unwrap()
+                .as_str(),
+            "http://cache-test.invalid:1/v1/chat/completions"
+        );
+        assert!(
+            Wire::Gemini
+                .url("http://cache-test.invalid:1/v1beta", "b", true)
+                .unwrap()
+                .as_str()
+                .ends_with("/models/b:streamGenerateContent?alt=sse")
+        );
+    }
+
+    #[test]
+    fn a_bad_base_fails_every_time() {
+        for _ in 0..2 {
+            assert!(Wire::OpenAi.url("not a url", "m", false).is_err());
+            assert!(
+                Wire::OpenAi
+                    .url("ftp://cache-test.invalid", "m", false)
+                    .is_err()
+            );
+        }
+        let key = url_key(Wire::OpenAi, "not a url", "", false);
+        assert!(!URLS.lock().unwrap().contains_key(&key));
     }
 }

@@ -200,7 +200,7 @@ where
     L: Layer<S> + Send + Sync + 'static,
 {
     match filter {
-        LogFilter::Targets(targets) => layer.with_filter(targets).boxed(),
+        LogFilter::Targets(targets) => layer.with_filter(*targets).boxed(),
         LogFilter::Env(env) => layer.with_filter(*env).boxed(),
     }
 }

@@ -92,21 +92,21 @@ impl Visit for TextVisitor<'_> {
 pub(crate) fn log_filter(rust_log: Option<&str>) -> LogFilter {
     let directives = rust_log.map(str::trim).filter(|d| !d.is_empty());
     let Some(directives) = directives else {
-        return LogFilter::Targets(Targets::new().with_default(tracing::Level::INFO));
+        return LogFilter::Targets(Box::new(Targets::new().with_default(tracing::Level::INFO)));
     };
     let simple = !directives.contains(['[', '{', '/', '"']);
     if simple && let Ok(targets) = directives.parse::<Targets>() {
-        return LogFilter::Targets(targets);
+        return LogFilter::Targets(Box::new(targets));
     }
     match EnvFilter::try_new(directives) {
         Ok(filter) => LogFilter::Env(Box::new(filter)),
-        Err(_) => LogFilter::Targets(Targets::new().with_default(tracing::Level::INFO)),
+        Err(_) => LogFilter::Targets(Box::new(Targets::new().with_default(tracing::Level::INFO))),
     }
 }
 
 /// What [`log_filter`] chose.
 pub(crate) enum LogFilter {
-    Targets(Targets),
+    Targets(Box<Targets>),
     Env(Box<EnvFilter>),
 }
 
@@ -116,13 +116,21 @@ mod tests {
 
     #[test]
     fn plain_directives_need_no_env_filter() {
-        for plain in [None, Some(""), Some("info"), Some("warn,switchyard=debug,h2=off")] {
+        for plain in [
+            None,
+            Some(""),
+            Some("info"),
+            Some("warn,switchyard=debug,h2=off"),
+        ] {
             assert!(
                 matches!(log_filter(plain), LogFilter::Targets(_)),
                 "{plain:?}"
             );
         }
-        for rich in ["info,[upstream.generate]=debug", "warn,[{provider=openai}]=trace"] {
+        for rich in [
+            "info,[upstream.generate]=debug",
+            "warn,[{provider=openai}]=trace",
+        ] {
             assert!(
                 matches!(log_filter(Some(rich)), LogFilter::Env(_)),
                 "{rich}"
