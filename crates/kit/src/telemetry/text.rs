@@ -154,5 +154,12 @@ mod tests {
         assert!(t.would_enable("hyper", &tracing::Level::WARN));
         assert!(!t.would_enable("hyper", &tracing::Level::INFO));
         assert!(!t.would_enable("h2::codec", &tracing::Level::ERROR));
+        // A bare target means every level for it and nothing for the rest,
+        // as with EnvFilter.
+        let LogFilter::Targets(t) = log_filter(Some("switchyard_router")) else {
+            panic!("plain list");
+        };
+        assert!(t.would_enable("switchyard_router::auth", &tracing::Level::TRACE));
+        assert!(!t.would_enable("hyper", &tracing::Level::ERROR));
     }
 }
