@@ -167,8 +167,8 @@ const MAX_FRAME: usize = 64 * 1024;
 /// second all 23 remaining events. At 32 connections the events trickle in
 /// over more passes (the upstream's and the pump's tasks take turns with
 /// every other stream's): with 2 passes a stream left in about 11 writes,
-/// with up to 6 in about 7.5, and streaming throughput rose 5–11% in most
-/// interleaved pairs (`bench/README.md`, "Flame graphs").
+/// with up to 6 in about 7.7, and streaming throughput rose in four of
+/// five interleaved pairs, by up to 11% (`bench/README.md`, "Flame graphs").
 const BURST_PASSES: usize = 6;
 /// Passes in a row with nothing new after which the burst is over: a paced
 /// stream's chunk waits no longer than it did with 2 passes in all.
