@@ -30,6 +30,21 @@ SLOW_TTFT_MS = 60
 PROMPT = "Explain in two sentences why a router adds latency to every request."
 
 
+def run_alone(run_class, target, postgres, redis, prefix):
+    """Runs `run_class` (a `Run` whose `measure` does the work) on one
+    target's setup with no load cells of its own: what instructions.py and
+    profile.py build on."""
+    args = argparse.Namespace(
+        seconds=1, connections=[], wrk_threads=1, postgres=postgres, redis=redis,
+        only=target, micro=None, out=os.devnull, command="",
+    )
+    run = run_class(args, tempfile.mkdtemp(prefix=prefix))
+    try:
+        run.all()
+    finally:
+        run.cleanup()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "10")))

@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import bench
@@ -82,17 +81,8 @@ def measure_target(target, args):
                     counts.setdefault(p.name, {})[kind] = total / args.requests
                     print(f"  {target:13} {p.name:17} {kind:6} {total / args.requests:12,.0f} instructions/request", flush=True)
 
-    run_args = argparse.Namespace(
-        seconds=1, connections=[], wrk_threads=1, postgres=args.postgres, redis=args.redis,
-        only=target, micro=None, out=os.devnull, command="",
-    )
-    workdir = tempfile.mkdtemp(prefix="switchyard-instructions-")
-    run = Run(run_args, workdir)
-    try:
-        print(f"\n== {target} (under callgrind: starting takes a while)", flush=True)
-        run.all()
-    finally:
-        run.cleanup()
+    print(f"\n== {target} (under callgrind: starting takes a while)", flush=True)
+    bench.run_alone(Run, target, args.postgres, args.redis, "switchyard-instructions-")
     return [(target, name, counts[name]) for name in TARGETS[target] if name in counts]
 
 

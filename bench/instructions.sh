@@ -12,8 +12,6 @@ cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "bench: needs valgrind (Debian: apt-get install valgrind)" >&2; exit 1; }
 command -v psql >/dev/null || { echo "bench: needs psql to create the bench database" >&2; exit 1; }
 
-echo "bench: building release binaries (the first build takes several minutes)"
-cargo build --release --bins -p switchyard -p switchyard-router -p switchyard-catalog \
-  -p switchyard-usage-metering -p switchyard-provider-adapter -p provider-sim
+bench/build.sh
 
 python3 bench/instructions.py "$@"

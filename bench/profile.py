@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import bench
@@ -93,17 +92,8 @@ def profile_target(target, kinds, args):
                         f.write(flamegraph(own, title))
                     written.extend([stem + ".svg", stem + ".folded"])
 
-    run_args = argparse.Namespace(
-        seconds=1, connections=[], wrk_threads=1, postgres=args.postgres, redis=args.redis,
-        only=target, micro=None, out=os.devnull, command="",
-    )
-    workdir = tempfile.mkdtemp(prefix="switchyard-profile-")
-    run = Run(run_args, workdir)
-    try:
-        print(f"\n== {target}", flush=True)
-        run.all()
-    finally:
-        run.cleanup()
+    print(f"\n== {target}", flush=True)
+    bench.run_alone(Run, target, args.postgres, args.redis, "switchyard-profile-")
     return written
 
 

@@ -14,8 +14,6 @@ command -v perf >/dev/null || { echo "bench: needs perf (Debian: apt-get install
 command -v wrk >/dev/null || { echo "bench: needs wrk (Debian: apt-get install wrk)" >&2; exit 1; }
 command -v psql >/dev/null || { echo "bench: needs psql to create the bench database" >&2; exit 1; }
 
-echo "bench: building release binaries (the first build takes several minutes)"
-cargo build --release --bins -p switchyard -p switchyard-router -p switchyard-catalog \
-  -p switchyard-usage-metering -p switchyard-provider-adapter -p provider-sim
+bench/build.sh
 
 python3 bench/profile.py "$@"

@@ -42,9 +42,7 @@ if command -v redis-cli >/dev/null; then
     || fail "cannot reach Redis at ${BENCH_REDIS_URL:-redis://127.0.0.1:6379} (set BENCH_REDIS_URL)"
 fi
 
-echo "bench: building release binaries (the first build takes several minutes)"
-cargo build --release --bins -p switchyard -p switchyard-router -p switchyard-catalog \
-  -p switchyard-usage-metering -p switchyard-provider-adapter -p provider-sim
+bench/build.sh
 
 command="bench/run.sh $*"
 for var in BENCH_SECONDS BENCH_CONNECTIONS BENCH_WRK_THREADS BENCH_ONLY; do

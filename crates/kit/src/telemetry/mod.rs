@@ -24,8 +24,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 pub use json::JsonLayer;
-pub use text::TextFields;
-use text::{LogFilter, log_filter};
+use text::{LogFilter, TextFields, log_filter};
 
 /// Set by the first [`init_with`]; later calls return at once.
 static INSTALLED: AtomicBool = AtomicBool::new(false);
@@ -179,16 +178,16 @@ pub(crate) fn subscriber<W>(
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let rust_log = std::env::var(EnvFilter::DEFAULT_ENV).ok();
+    let filter = log_filter(std::env::var(EnvFilter::DEFAULT_ENV).ok().as_deref());
     let logs = match format {
         LogFormat::Text => filtered(
             tracing_subscriber::fmt::layer()
                 .fmt_fields(TextFields)
                 .with_writer(writer)
                 .with_ansi(colour_logs()),
-            log_filter(rust_log.as_deref()),
+            filter,
         ),
-        LogFormat::Json => filtered(JsonLayer::new(writer), log_filter(rust_log.as_deref())),
+        LogFormat::Json => filtered(JsonLayer::new(writer), filter),
     };
     Registry::default().with(otel_layer(tracer)).with(logs)
 }

@@ -16,7 +16,7 @@ use tracing_subscriber::fmt::format::Writer;
 /// leaving out `otel.*` fields: those steer the OpenTelemetry layer (span
 /// name, kind, status) and repeat what the other fields already say.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct TextFields;
+pub(crate) struct TextFields;
 
 impl<'writer> FormatFields<'writer> for TextFields {
     fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> fmt::Result {
@@ -91,8 +91,9 @@ impl Visit for TextVisitor<'_> {
 /// every span it sees and looks each one up on every enter and exit.
 pub(crate) fn log_filter(rust_log: Option<&str>) -> LogFilter {
     let directives = rust_log.map(str::trim).filter(|d| !d.is_empty());
+    let info = || LogFilter::Targets(Box::new(Targets::new().with_default(tracing::Level::INFO)));
     let Some(directives) = directives else {
-        return LogFilter::Targets(Box::new(Targets::new().with_default(tracing::Level::INFO)));
+        return info();
     };
     let simple = !directives.contains(['[', '{', '/', '"']);
     if simple && let Ok(targets) = directives.parse::<Targets>() {
@@ -100,7 +101,7 @@ pub(crate) fn log_filter(rust_log: Option<&str>) -> LogFilter {
     }
     match EnvFilter::try_new(directives) {
         Ok(filter) => LogFilter::Env(Box::new(filter)),
-        Err(_) => LogFilter::Targets(Box::new(Targets::new().with_default(tracing::Level::INFO))),
+        Err(_) => info(),
     }
 }
 
