@@ -24,6 +24,14 @@ def percentile(sorted_values, q):
 
 def wrk(url, body_file, auth, connections, seconds, threads):
     """Runs wrk once; returns (result dict, the exact command line)."""
+    proc, command = wrk_start(url, body_file, auth, connections, seconds, threads)
+    stdout, stderr = proc.communicate(timeout=seconds + 60)
+    return wrk_result(proc.returncode, stdout, stderr), command
+
+
+def wrk_start(url, body_file, auth, connections, seconds, threads):
+    """Starts wrk in the background; returns (Popen, the command line as
+    reports show it). `wrk_result` reads what it printed."""
     threads = max(1, min(threads, connections))
     argv = [
         "wrk",
@@ -37,20 +45,25 @@ def wrk(url, body_file, auth, connections, seconds, threads):
         url,
     ]
     env = dict(os.environ, BENCH_BODY_FILE=body_file, BENCH_AUTH=auth or "")
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 60)
-    line = next(
-        (l for l in proc.stdout.splitlines() if l.startswith("BENCH_JSON ")), None
-    )
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    result = json.loads(line[len("BENCH_JSON "):])
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
-    result["error_count"] = sum(result["errors"].values())
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     shown = f"BENCH_BODY_FILE={os.path.basename(body_file)}"
     if auth:
         shown += " BENCH_AUTH=$KEY"
     command = shown + " " + " ".join(shlex.quote(a) for a in argv).replace(LUA, "bench/post.lua")
-    return result, command
+    return proc, command
+
+
+def wrk_result(returncode, stdout, stderr):
+    """The result dict of one wrk run, from the JSON line post.lua prints."""
+    line = next(
+        (l for l in stdout.splitlines() if l.startswith("BENCH_JSON ")), None
+    )
+    if returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({returncode}):\n{stdout}\n{stderr}")
+    result = json.loads(line[len("BENCH_JSON "):])
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["error_count"] = sum(result["errors"].values())
+    return result
 
 
 def ttft(host, port, path, body, auth, seconds, max_samples=20000):

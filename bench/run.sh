@@ -52,8 +52,11 @@ done
 if [ "$micro" = 1 ]; then
   micro_out="$(mktemp)"
   trap 'rm -f "$micro_out"' EXIT
-  echo "bench: criterion micro-benchmarks (cargo bench -p switchyard-router --bench hot_path)"
-  cargo bench -p switchyard-router --bench hot_path -- --warm-up-time 1 --measurement-time 3 | tee "$micro_out"
+  for bench in "switchyard-router --bench hot_path" "switchyard-provider-adapter --bench translate"; do
+    echo "bench: criterion micro-benchmarks (cargo bench -p $bench)"
+    # shellcheck disable=SC2086 # two words on purpose: the package and its bench
+    cargo bench -p $bench -- --warm-up-time 1 --measurement-time 3 | tee -a "$micro_out"
+  done
   args+=(--micro "$micro_out")
 fi
 

@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the router's per-request work: parsing a chat body,
-//! the routing decision, rendering one SSE chunk, pricing a generation, and
+//! the routing decision, rendering one SSE chunk in each output format, pricing a generation, and
 //! how routing and `/models` rendering scale with the catalog's size.
 //!
 //! `cargo bench -p switchyard-router --bench hot_path` (add `-- routing` to
@@ -9,14 +9,23 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use serde_json::{Value, json};
+use criterion::measurement::WallTime;
+use criterion::{
+    BatchSize, BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
+use serde_json::json;
 use switchyard_kit::Price;
 use switchyard_kit::money::Rates;
 use switchyard_proto::catalog::v1 as pb;
+use switchyard_proto::provider::v1::Delta;
 use switchyard_router::catalog_view::RoutingTable;
+use switchyard_router::engine::{Committed, Event};
+use switchyard_router::http::chat_stream::ChatChunks;
+use switchyard_router::http::completions::TextChunks;
+use switchyard_router::http::messages::MessageEvents;
 use switchyard_router::http::models::render_models;
 use switchyard_router::http::request::parse_chat;
+use switchyard_router::http::sse::StreamFormat;
 use switchyard_router::routing::health::Health;
 use switchyard_router::routing::needs::Needs;
 use switchyard_router::routing::perf::PerfSnapshot;
@@ -229,42 +238,50 @@ fn routing(c: &mut Criterion) {
     group.finish();
 }
 
-/// The same shape `http::chat_stream` renders for a content delta: a prefix
-/// of the fields every chunk repeats, spliced with the per-event part.
+/// One streamed content delta through each output format's renderer (the
+/// code the router runs per chunk): OpenAI chat chunks, legacy completion
+/// chunks and Anthropic Messages events.
 fn sse_chunk(c: &mut Criterion) {
-    let head = json!({
-        "id": "gen-1732233600-aBcDeFgHiJkLmNoPqRsT",
-        "object": "chat.completion.chunk",
-        "created": 1_732_233_600,
-        "model": "author3/model-3",
-        "provider": "Provider 3",
-    })
-    .to_string();
-    let prefix = format!("{},", &head[..head.len() - 1]);
-    let splice = |rest: Value| {
-        let rest = rest.to_string();
-        let mut out = String::with_capacity(prefix.len() + rest.len() + 10);
-        out.push_str("data: ");
-        out.push_str(&prefix);
-        out.push_str(&rest[1..]);
-        out.push_str("\n\n");
-        bytes::Bytes::from(out)
+    let (_tx, events) = tokio::sync::mpsc::channel(1);
+    let committed = Committed {
+        generation_id: "gen-1732233600-aBcDeFgHiJkLmNoPqRsT".into(),
+        created: 1_732_233_600,
+        model: "author3/model-3".into(),
+        provider_name: "Provider 3".into(),
+        endpoint_id: "author3/model-3@provider-3".into(),
+        attempts: Vec::new(),
+        reasoning_format: "unknown",
+        events,
     };
     let mut group = c.benchmark_group("sse_chunk");
-    group.bench_function("content_delta", |b| {
+    render_delta::<ChatChunks>(&mut group, "chat", &committed);
+    render_delta::<TextChunks>(&mut group, "completions", &committed);
+    render_delta::<MessageEvents>(&mut group, "messages", &committed);
+    group.finish();
+}
+
+fn render_delta<F: StreamFormat>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    committed: &Committed,
+) {
+    let delta = || {
+        Event::Delta(Delta {
+            content: Some(" token".into()),
+            ..Default::default()
+        })
+    };
+    let (mut format, _) = F::start(committed);
+    // The first delta may open a block (Anthropic's content_block_start);
+    // the benchmark times the steady state after it.
+    format.render(delta());
+    group.bench_function(name, |b| {
         b.iter_batched(
-            || " token".to_owned(),
-            |content| {
-                splice(json!({ "choices": [{
-                    "index": 0,
-                    "delta": { "role": "assistant", "content": content },
-                    "finish_reason": null, "native_finish_reason": null, "logprobs": null,
-                }]}))
-            },
+            delta,
+            |event| format.render(event).expect("a delta shows on the wire"),
             BatchSize::SmallInput,
         )
     });
-    group.finish();
 }
 
 fn pricing(c: &mut Criterion) {

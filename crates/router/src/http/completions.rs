@@ -90,7 +90,7 @@ async fn handle(state: Arc<AppState>, request: Request) -> Result<Response, ApiE
     ))
 }
 
-struct TextChunks {
+pub struct TextChunks {
     prefix: String,
     errored: bool,
 }

@@ -364,7 +364,7 @@ fn translate_message(i: usize, m: &Value, out: &mut Vec<Value>) -> Result<(), Ap
 /// Anthropic's stream: `message_start`, then per content block
 /// `content_block_start` / `content_block_delta`… / `content_block_stop`,
 /// then `message_delta` (stop reason, output tokens) and `message_stop`.
-struct MessageEvents {
+pub struct MessageEvents {
     /// The open block: (index, kind, tool index for tool_use blocks).
     open: Option<(u32, &'static str, u32)>,
     next_index: u32,
