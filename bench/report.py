@@ -265,7 +265,9 @@ def _targets(results, args):
             lines.append(f"| {t}: ≥ {want} req/s at 32 connections, zero errors | {c['rps']:.0f} req/s, {c['error_count']} errors | {verdict(ok)} |")
         s = cell(results, t, "stream", 32)
         if s:
-            lines.append(f"| {t}: the same, streaming (for reference) | {s['rps']:.0f} req/s, {s['error_count']} errors | {verdict(s['rps'] >= want and s['error_count'] == 0)} |")
+            # The issue sets no streaming throughput target: shown against the
+            # non-streaming one for scale, with no pass or fail.
+            lines.append(f"| {t}: the same, streaming (no target; for reference) | {s['rps']:.0f} req/s, {s['error_count']} errors | {s['rps'] / want:.0%} of the non-streaming target |")
     for t in ("microservices", "all-in-one"):
         rss = results["targets"].get(t, {}).get("rss", {}).get("after c=32")
         if not rss:
