@@ -30,6 +30,17 @@ SLOW_TTFT_MS = 60
 PROMPT = "Explain in two sentences why a router adds latency to every request."
 
 
+def script_main(main, what):
+    """Runs a bench script's `main`: a setup failure (a service that did not
+    start or died, wrk failing) ends it with one line and status 1, not a
+    traceback."""
+    try:
+        main()
+    except RuntimeError as e:
+        print(f"{what} failed: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
 def run_alone(run_class, target, postgres, redis, prefix):
     """Runs `run_class` (a `Run` whose `measure` does the work) on one
     target's setup with no load cells of its own: what instructions.py and
@@ -410,8 +421,4 @@ max_completion_tokens = 4096
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except RuntimeError as e:
-        print(f"bench failed: {e}", file=sys.stderr)
-        sys.exit(1)
+    script_main(main, "bench")

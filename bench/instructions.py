@@ -121,8 +121,4 @@ def dumped_total(workdir, proc, kind, timeout=30):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except RuntimeError as e:
-        print(f"instructions failed: {e}", file=sys.stderr)
-        sys.exit(1)
+    bench.script_main(main, "instructions")

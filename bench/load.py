@@ -25,7 +25,12 @@ def percentile(sorted_values, q):
 def wrk(url, body_file, auth, connections, seconds, threads):
     """Runs wrk once; returns (result dict, the exact command line)."""
     proc, command = wrk_start(url, body_file, auth, connections, seconds, threads)
-    stdout, stderr = proc.communicate(timeout=seconds + 60)
+    try:
+        stdout, stderr = proc.communicate(timeout=seconds + 60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise RuntimeError(f"wrk did not finish within {seconds + 60} s") from None
     return wrk_result(proc.returncode, stdout, stderr), command
 
 

@@ -196,8 +196,4 @@ def colour(name):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except RuntimeError as e:
-        print(f"profile failed: {e}", file=sys.stderr)
-        sys.exit(1)
+    bench.script_main(main, "profile")

@@ -105,4 +105,4 @@ def stored(run, args):
 
 
 if __name__ == "__main__":
-    main()
+    bench.script_main(main, "soak")
